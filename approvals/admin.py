@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+
+from approvals.models import (
+    AccessRequest,
+    ApprovalStage,
+    Decision,
+    Entitlement,
+    Grant,
+    Purpose,
+    SecurityGroup,
+    StandingMembership,
+)
+from approvals.services import standing_member_problem
+from jitaccess.admin_access import ReadOnlyRecord, SecurityAdminEditable
+
+
+class StandingMembershipForm(forms.ModelForm):
+    class Meta:
+        model = StandingMembership
+        fields = ["user"]
+
+    def clean_user(self) -> Any:
+        user = self.cleaned_data["user"]
+        problem = standing_member_problem(user)
+        if problem:
+            raise forms.ValidationError(problem)
+        return user
+
+
+class StandingMembershipInline(admin.TabularInline):
+    model = StandingMembership
+    form = StandingMembershipForm
+    extra = 0
+
+
+@admin.register(SecurityGroup)
+class SecurityGroupAdmin(SecurityAdminEditable):
+    list_display = ("name", "description")
+    inlines = [StandingMembershipInline]
+
+
+class ApprovalStageInline(admin.TabularInline):
+    model = ApprovalStage
+    extra = 0
+
+
+class EntitlementForm(forms.ModelForm):
+    purposes = forms.MultipleChoiceField(choices=Purpose.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = Entitlement
+        fields = "__all__"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        default, maximum = cleaned.get("default_duration_seconds"), cleaned.get("max_duration_seconds")
+        if default and maximum and default > maximum:
+            self.add_error("default_duration_seconds", "The default duration cannot exceed the maximum.")
+        return cleaned
+
+
+@admin.register(Entitlement)
+class EntitlementAdmin(SecurityAdminEditable):
+    form = EntitlementForm
+    list_display = ("slug", "name", "security_group", "requester_group", "max_duration_seconds", "is_active")
+    prepopulated_fields = {"slug": ("name",)}
+    inlines = [ApprovalStageInline]
+
+
+@admin.register(AccessRequest)
+class AccessRequestAdmin(ReadOnlyRecord):
+    list_display = ("id", "requester", "entitlement", "purpose", "state", "current_stage", "created_at")
+    list_filter = ("state", "entitlement")
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyRecord):
+    list_display = ("request", "stage_order", "approver", "decision", "decided_at")
+
+
+@admin.register(Grant)
+class GrantAdmin(ReadOnlyRecord):
+    list_display = ("id", "user", "security_group", "starts_at", "expires_at", "state")
+    list_filter = ("state",)

@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from approvals import workflow
+from approvals.models import AccessRequest, Entitlement, Grant, Purpose, RequestState
+from approvals.selectors import grant_effective_state
+from jitaccess.serializers import StrictInputSerializer
+
+
+class StageSerializer(serializers.Serializer):
+    order = serializers.IntegerField()
+    name = serializers.CharField()
+    approver_group = serializers.CharField(source="approver_group.name")
+    required_approvals = serializers.IntegerField()
+
+
+class EntitlementSerializer(serializers.ModelSerializer):
+    security_group = serializers.CharField(source="security_group.name")
+    requester_group = serializers.CharField(source="requester_group.name")
+    purposes = serializers.ListField(child=serializers.CharField())
+    stages = StageSerializer(many=True)
+
+    class Meta:
+        model = Entitlement
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "security_group",
+            "requester_group",
+            "max_duration_seconds",
+            "default_duration_seconds",
+            "pending_ttl_seconds",
+            "purposes",
+            "requires_ticket",
+            "stages",
+        ]
+
+
+class GrantSerializer(serializers.ModelSerializer):
+    request = serializers.IntegerField(source="request_id")
+    user = serializers.CharField(source="user.username")
+    entitlement = serializers.CharField(source="entitlement.slug")
+    security_group = serializers.CharField(source="security_group.name")
+    state = serializers.SerializerMethodField()
+    ended_at = serializers.SerializerMethodField()
+    ended_by = serializers.CharField(source="ended_by.username", allow_null=True, default=None)
+    credential_minted = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Grant
+        fields = [
+            "id",
+            "request",
+            "user",
+            "entitlement",
+            "security_group",
+            "starts_at",
+            "expires_at",
+            "state",
+            "ended_at",
+            "ended_by",
+            "end_reason",
+            "credential_minted",
+        ]
+
+    def _now(self) -> Any:
+        return self.context["now"]
+
+    @extend_schema_field(serializers.ChoiceField(choices=["active", "expired", "revoked"]))
+    def get_state(self, grant: Grant) -> str:
+        return grant_effective_state(grant, at=self._now())
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_ended_at(self, grant: Grant) -> str | None:
+        ended = grant.ended_at
+        if ended is None and grant_effective_state(grant, at=self._now()) != grant.state:
+            ended = grant.expires_at
+        return serializers.DateTimeField().to_representation(ended) if ended else None
+
+    def get_credential_minted(self, grant: Grant) -> bool:
+        return hasattr(grant, "credential")
+
+
+class DecisionSerializer(serializers.Serializer):
+    approver = serializers.CharField(source="approver.username")
+    decision = serializers.CharField()
+    comment = serializers.CharField()
+    digest = serializers.CharField()
+    decided_at = serializers.DateTimeField()
+
+
+class RequestStageSerializer(serializers.Serializer):
+    order = serializers.IntegerField()
+    name = serializers.CharField()
+    approver_group = serializers.CharField()
+    required_approvals = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=["waiting", "open", "approved", "denied"])
+    decisions = DecisionSerializer(many=True)
+
+
+class AccessRequestSerializer(serializers.ModelSerializer):
+    entitlement = serializers.CharField(source="entitlement.slug")
+    requester = serializers.CharField(source="requester.username")
+    state = serializers.SerializerMethodField()
+    stages = serializers.SerializerMethodField()
+    grant = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AccessRequest
+        fields = [
+            "id",
+            "entitlement",
+            "requester",
+            "purpose",
+            "justification",
+            "ticket",
+            "duration_seconds",
+            "state",
+            "current_stage",
+            "digest",
+            "created_at",
+            "pending_expires_at",
+            "decided_at",
+            "stages",
+            "grant",
+        ]
+
+    @extend_schema_field(serializers.ChoiceField(choices=RequestState.values))
+    def get_state(self, request: AccessRequest) -> str:
+        # Time-based truth at read time: a pending request past its TTL reads expired.
+        if request.state == RequestState.PENDING and self.context["now"] >= request.pending_expires_at:
+            return RequestState.EXPIRED
+        return request.state
+
+    @extend_schema_field(RequestStageSerializer(many=True))
+    def get_stages(self, request: AccessRequest) -> list[dict[str, Any]]:
+        stages = workflow.stage_states(
+            request.policy_snapshot,
+            state=self.get_state(request),
+            current_stage=request.current_stage,
+            decisions=request.decisions.all(),
+        )
+        return RequestStageSerializer(stages, many=True).data
+
+    @extend_schema_field(GrantSerializer(allow_null=True))
+    def get_grant(self, request: AccessRequest) -> dict[str, Any] | None:
+        grant = getattr(request, "grant", None)
+        return GrantSerializer(grant, context=self.context).data if grant is not None else None
+
+
+class AccessRequestCreateSerializer(StrictInputSerializer):
+    entitlement = serializers.SlugRelatedField(slug_field="slug", queryset=Entitlement.objects.all())
+    purpose = serializers.ChoiceField(choices=Purpose.choices)
+    justification = serializers.CharField(max_length=4000)
+    ticket = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    duration_seconds = serializers.IntegerField(required=False, min_value=1, max_value=10**9)
+
+
+class DecisionInputSerializer(StrictInputSerializer):
+    comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+    stage = serializers.IntegerField(required=False, min_value=1, max_value=32767)
+    digest = serializers.RegexField(r"^[0-9a-f]{64}$", required=False)
+
+
+class RevokeInputSerializer(StrictInputSerializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class CredentialSerializer(serializers.Serializer):
+    credential = serializers.CharField()
+    expires_at = serializers.DateTimeField()

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from approvals import selectors, services
+from approvals.api.filters import AccessRequestFilter, GrantFilter
+from approvals.api.serializers import (
+    AccessRequestCreateSerializer,
+    AccessRequestSerializer,
+    CredentialSerializer,
+    DecisionInputSerializer,
+    EntitlementSerializer,
+    GrantSerializer,
+    RevokeInputSerializer,
+)
+from approvals.models import DecisionKind
+from jitaccess import clock
+
+
+class ClockContextMixin:
+    """Every response is rendered against one reading of the clock."""
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()  # type: ignore[misc]
+        context["now"] = clock.now()
+        return context
+
+
+class EntitlementViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = EntitlementSerializer
+    lookup_field = "slug"
+    pagination_class = None
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.entitlements_visible_to(self.request.user)
+
+
+class AccessRequestViewSet(
+    ClockContextMixin, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = AccessRequestSerializer
+    filterset_class = AccessRequestFilter
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        user = self.request.user
+        if self.action == "list":
+            if self.request.query_params.get("awaiting") == "me":
+                qs = selectors.requests_awaiting(user)
+            else:
+                qs = selectors.requests_for_list(user)
+        else:
+            qs = selectors.requests_visible_to(user)
+        return qs.select_related("grant__user", "grant__security_group", "grant__entitlement").prefetch_related(
+            "decisions__approver"
+        )
+
+    @extend_schema(
+        request=AccessRequestCreateSerializer,
+        responses={201: AccessRequestSerializer},
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = AccessRequestCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        created = services.request_submit(requester=request.user, **serializer.validated_data)
+        return Response(self._render(created.pk), status=201)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("awaiting", str, enum=["me"], description="Only requests I may decide now")]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    def _decide(self, request: Request, decision: str) -> Response:
+        target = self.get_object()
+        serializer = DecisionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.request_decide(target, approver=request.user, decision=decision, **serializer.validated_data)
+        return Response(self._render(target.pk))
+
+    def _render(self, pk: int) -> dict[str, Any]:
+        fresh = selectors.requests_visible_to(self.request.user).prefetch_related("decisions__approver").get(pk=pk)
+        return AccessRequestSerializer(fresh, context=self.get_serializer_context()).data
+
+    @extend_schema(request=DecisionInputSerializer, responses={200: AccessRequestSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str | None = None) -> Response:
+        return self._decide(request, DecisionKind.APPROVE)
+
+    @extend_schema(request=DecisionInputSerializer, responses={200: AccessRequestSerializer})
+    @action(detail=True, methods=["post"])
+    def deny(self, request: Request, pk: str | None = None) -> Response:
+        return self._decide(request, DecisionKind.DENY)
+
+    @extend_schema(request=None, responses={200: AccessRequestSerializer})
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, pk: str | None = None) -> Response:
+        target = self.get_object()
+        services.request_withdraw(target, acting_user=request.user)
+        return Response(self._render(target.pk))
+
+
+class GrantViewSet(ClockContextMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = GrantSerializer
+    filterset_class = GrantFilter
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.grants_visible_to(self.request.user).select_related("credential")
+
+    @extend_schema(request=RevokeInputSerializer, responses={200: GrantSerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        grant = self.get_object()
+        serializer = RevokeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        grant = services.grant_revoke(grant, acting_user=request.user, reason=serializer.validated_data["reason"])
+        return Response(GrantSerializer(self.get_queryset().get(pk=grant.pk), context=self.get_serializer_context()).data)
+
+    @extend_schema(request=None, responses={201: CredentialSerializer})
+    @action(detail=True, methods=["post"])
+    def credential(self, request: Request, pk: str | None = None) -> Response:
+        grant = self.get_object()
+        token, credential = services.grant_credential_mint(grant, acting_user=request.user)
+        return Response(CredentialSerializer({"credential": token, "expires_at": credential.expires_at}).data, status=201)

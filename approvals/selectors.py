@@ -1,0 +1,116 @@
+"""Reads of the approval workflow, scoped to the caller before anything is fetched."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from approvals.models import (
+    AccessRequest,
+    Decision,
+    Entitlement,
+    Grant,
+    GrantState,
+    RequestState,
+    SecurityGroup,
+    StandingMembership,
+)
+from jitaccess import clock
+from jitaccess.roles import can_read_everything, group_names
+
+
+# --- the one question the keys app asks ---------------------------------------------------------
+
+
+def active_grant_for(user: Any, security_group: SecurityGroup | str, *, at: datetime | None = None) -> Grant | None:
+    """The user's grant for the group that is usable at ``at`` (default: now), or None.
+
+    Layer 1 of expiry: the clock is compared with ``expires_at`` here, on every use, so a grant
+    is refused from ``expires_at`` on even if no worker ever ran.
+    """
+    at = at or clock.now()
+    group_filter = {"security_group": security_group} if isinstance(security_group, SecurityGroup) else {
+        "security_group__name": security_group
+    }
+    return (
+        Grant.objects.filter(user=user, state=GrantState.ACTIVE, starts_at__lte=at, expires_at__gt=at, **group_filter)
+        .order_by("-expires_at")
+        .first()
+    )
+
+
+def is_standing_member(user: Any, security_group: SecurityGroup | str) -> bool:
+    if not getattr(user, "is_service_account", False) or not user.is_active:
+        return False
+    group_filter = {"security_group": security_group} if isinstance(security_group, SecurityGroup) else {
+        "security_group__name": security_group
+    }
+    return StandingMembership.objects.filter(user=user, **group_filter).exists()
+
+
+def has_access(user: Any, security_group: SecurityGroup | str, *, at: datetime | None = None) -> bool:
+    """Does this principal hold access to this security group right now?"""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return is_standing_member(user, security_group) or active_grant_for(user, security_group, at=at) is not None
+
+
+def grant_effective_state(grant: Grant, *, at: datetime) -> str:
+    """Time-based truth at read time: an active grant past ``expires_at`` reads expired."""
+    if grant.state == GrantState.ACTIVE and at >= grant.expires_at:
+        return GrantState.EXPIRED
+    return grant.state
+
+
+# --- lists and objects, scoped ------------------------------------------------------------------
+
+
+def entitlements_visible_to(user: Any) -> QuerySet[Entitlement]:
+    qs = Entitlement.objects.select_related("security_group", "requester_group").prefetch_related(
+        "stages__approver_group"
+    )
+    if can_read_everything(user):
+        return qs.order_by("slug")
+    groups = group_names(user)
+    return (
+        qs.filter(is_active=True)
+        .filter(Q(requester_group__name__in=groups) | Q(stages__approver_group__name__in=groups))
+        .distinct()
+        .order_by("slug")
+    )
+
+
+def requests_visible_to(user: Any) -> QuerySet[AccessRequest]:
+    """Own requests; requests whose entitlement the user approves for; all for auditors."""
+    qs = AccessRequest.objects.select_related("requester", "entitlement")
+    if can_read_everything(user):
+        return qs
+    groups = group_names(user)
+    approvable = Entitlement.objects.filter(stages__approver_group__name__in=groups).values("pk")
+    return qs.filter(Q(requester=user) | Q(entitlement__in=approvable))
+
+
+def requests_for_list(user: Any) -> QuerySet[AccessRequest]:
+    """The default list: the caller's own requests, or everything for auditors."""
+    if can_read_everything(user):
+        return requests_visible_to(user)
+    return requests_visible_to(user).filter(requester=user)
+
+
+def requests_awaiting(user: Any) -> QuerySet[AccessRequest]:
+    """Pending requests whose open stage this user may decide now."""
+    return (
+        AccessRequest.objects.select_related("requester", "entitlement")
+        .filter(state=RequestState.PENDING, open_stage_group__in=group_names(user))
+        .exclude(requester=user)
+        .exclude(pk__in=Decision.objects.filter(approver=user).values("request_id"))
+    )
+
+
+def grants_visible_to(user: Any) -> QuerySet[Grant]:
+    qs = Grant.objects.select_related("user", "security_group", "entitlement", "ended_by")
+    if can_read_everything(user):
+        return qs
+    return qs.filter(user=user)

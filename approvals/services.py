@@ -1,0 +1,396 @@
+"""Writes of the approval workflow. Each is one transaction that locks, checks, writes the new
+state and its audit event, and defers side effects until after commit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from approvals import workflow
+from approvals.permissions import can_revoke_grant, can_withdraw_request
+from approvals.expiry import expiry_enqueue_if_due, grant_expire_locked
+from approvals.models import (
+    AccessRequest,
+    Decision,
+    DecisionKind,
+    Entitlement,
+    Grant,
+    GrantCredential,
+    GrantState,
+    RequestState,
+    SecurityGroup,
+    StandingMembership,
+)
+from jitaccess import clock
+from jitaccess.audit.models import Outcome
+from jitaccess.audit.services import audit_record
+from jitaccess.errors import Conflict, DomainError, InvalidInput, NotAllowed
+from jitaccess.roles import fresh_group_names
+from jitaccess.tokens import new_token, token_digest
+
+GRANT_CREDENTIAL_PREFIX = "jitg_"
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+def request_submit(
+    *,
+    requester: Any,
+    entitlement: Entitlement,
+    purpose: str,
+    justification: str,
+    ticket: str = "",
+    duration_seconds: int | None = None,
+) -> AccessRequest:
+    justification = (justification or "").strip()
+    ticket = (ticket or "").strip()
+    if not entitlement.is_active:
+        raise InvalidInput("entitlement", "This entitlement is not open for requests.")
+    if entitlement.requester_group.name not in fresh_group_names(requester):
+        raise NotAllowed(
+            f"Only members of {entitlement.requester_group.name} may request {entitlement.slug}.",
+            code="not_in_requester_group",
+        )
+    if purpose not in entitlement.purposes:
+        raise InvalidInput("purpose", f"Not an allowed purpose; choose one of: {', '.join(entitlement.purposes)}.")
+    if not justification:
+        raise InvalidInput("justification", "A justification is required.")
+    if entitlement.requires_ticket and not ticket:
+        raise InvalidInput("ticket", "This entitlement requires a ticket reference.")
+    if duration_seconds is None:
+        duration_seconds = entitlement.default_duration_seconds
+    problem = workflow.duration_problem(
+        duration_seconds, max_seconds=entitlement.max_duration_seconds, min_seconds=settings.JIT_MIN_GRANT_SECONDS
+    )
+    if problem:
+        raise InvalidInput("duration_seconds", f"Duration {problem}.")
+    stages = list(entitlement.stages.select_related("approver_group"))
+    if not stages:
+        raise InvalidInput("entitlement", "This entitlement has no approval stages configured.")
+
+    snapshot = workflow.policy_snapshot(entitlement, stages)
+    first = snapshot["stages"][0]
+    with transaction.atomic():
+        now = clock.now()
+        request = AccessRequest.objects.create(
+            requester=requester,
+            entitlement=entitlement,
+            purpose=purpose,
+            justification=justification,
+            ticket=ticket,
+            duration_seconds=duration_seconds,
+            state=RequestState.PENDING,
+            current_stage=first["order"],
+            open_stage_group=first["approver_group"],
+            policy_snapshot=snapshot,
+            digest="",
+            created_at=now,
+            pending_expires_at=now + timedelta(seconds=entitlement.pending_ttl_seconds),
+        )
+        request.digest = workflow.request_digest(
+            request_id=request.pk,
+            requester=requester.username,
+            purpose=purpose,
+            justification=justification,
+            ticket=ticket,
+            duration_seconds=duration_seconds,
+            created_at=now.isoformat(),
+            snapshot=snapshot,
+        )
+        request.save(update_fields=["digest"])
+        audit_record(
+            "request.submitted",
+            actor=requester,
+            target_type="access_request",
+            target_id=request.pk,
+            data={
+                "entitlement": entitlement.slug,
+                "purpose": purpose,
+                "ticket": ticket,
+                "duration_seconds": duration_seconds,
+                "digest": request.digest,
+            },
+        )
+    return request
+
+
+def _request_expire_locked(request: AccessRequest, *, now: Any) -> None:
+    request.state = RequestState.EXPIRED
+    request.decided_at = now
+    request.open_stage_group = ""
+    request.save(update_fields=["state", "decided_at", "open_stage_group"])
+    audit_record(
+        "request.expired",
+        target_type="access_request",
+        target_id=request.pk,
+        data={"pending_expires_at": request.pending_expires_at.isoformat()},
+    )
+
+
+def request_expire_if_stale(request_id: int) -> bool:
+    """Expire a pending request whose TTL has passed. Idempotent; True if this call expired it."""
+    with transaction.atomic():
+        request = AccessRequest.objects.select_for_update().get(pk=request_id)
+        now = clock.now()
+        if request.state != RequestState.PENDING or now < request.pending_expires_at:
+            return False
+        _request_expire_locked(request, now=now)
+        return True
+
+
+def _decision_refusal(
+    request: AccessRequest, *, approver: Any, stage: int | None, digest: str | None, now: Any
+) -> DomainError | None:
+    """Why this approver may not decide this request now, or None. Order matters: the answer
+    for a self-approval must be 403 whatever stage or digest the caller sent."""
+    if request.state != RequestState.PENDING:
+        return Conflict(f"The request is {request.state}; it can no longer be decided.", code="not_pending")
+    if now >= request.pending_expires_at:
+        return Conflict("The request has expired without a decision.", code="request_expired")
+    if approver.pk == request.requester_id:
+        return NotAllowed("You cannot decide your own request.", code="self_approval")
+    if Decision.objects.filter(request=request, approver=approver).exists():
+        return NotAllowed("You have already decided a stage of this request.", code="already_decided")
+    # Read group membership now, not from a cache: a role removed a second ago no longer counts.
+    if request.open_stage_group not in fresh_group_names(approver):
+        return NotAllowed(
+            f"Only members of {request.open_stage_group} may decide the open stage.", code="not_in_stage_group"
+        )
+    if stage is not None and stage != request.current_stage:
+        return Conflict(
+            f"Stage {stage} is not the open stage (the open stage is {request.current_stage}).",
+            code="stage_mismatch",
+        )
+    if digest is not None and digest != request.digest:
+        return Conflict("The request changed from the version you reviewed.", code="digest_mismatch")
+    return None
+
+
+def request_decide(
+    request: AccessRequest,
+    *,
+    approver: Any,
+    decision: str,
+    comment: str = "",
+    stage: int | None = None,
+    digest: str | None = None,
+) -> AccessRequest:
+    """Record one approver's approve / deny of the open stage (invariants 1–4).
+
+    A refused attempt is itself audited and committed before the refusal is raised.
+    """
+    comment = (comment or "").strip()
+    if decision not in DecisionKind.values:
+        raise InvalidInput("decision", "Must be approve or deny.")
+    if decision == DecisionKind.DENY and not comment:
+        raise InvalidInput("comment", "A comment is required to deny a request.")
+
+    with transaction.atomic():
+        # The row lock serialises every decision on this request: concurrent approvals of one
+        # stage see each other's rows, so exactly one of them completes the quorum.
+        request = AccessRequest.objects.select_for_update().get(pk=request.pk)
+        now = clock.now()
+        refusal = _decision_refusal(request, approver=approver, stage=stage, digest=digest, now=now)
+        if refusal is not None:
+            if refusal.code == "request_expired":
+                _request_expire_locked(request, now=now)
+            audit_record(
+                f"decision.refused.{refusal.code}",
+                actor=approver,
+                outcome=Outcome.DENIED,
+                target_type="access_request",
+                target_id=request.pk,
+                data={"decision": decision, "stage": stage, "open_stage": request.current_stage},
+            )
+        else:
+            _decision_apply(request, approver=approver, decision=decision, comment=comment, now=now)
+    if refusal is not None:
+        raise refusal
+    return request
+
+
+def _decision_apply(request: AccessRequest, *, approver: Any, decision: str, comment: str, now: Any) -> None:
+    order = request.current_stage
+    Decision.objects.create(
+        request=request,
+        stage_order=order,
+        approver=approver,
+        decision=decision,
+        comment=comment,
+        digest=request.digest,
+        decided_at=now,
+    )
+    audit_record(
+        f"decision.{decision}d",
+        actor=approver,
+        target_type="access_request",
+        target_id=request.pk,
+        data={"stage": order, "digest": request.digest, "comment": comment},
+    )
+    if decision == DecisionKind.DENY:
+        request.state = RequestState.DENIED
+        request.decided_at = now
+        request.open_stage_group = ""
+        request.save(update_fields=["state", "decided_at", "open_stage_group"])
+        audit_record("request.denied", actor=approver, target_type="access_request", target_id=request.pk)
+        return
+
+    snapshot = request.policy_snapshot
+    approvals = Decision.objects.filter(request=request, stage_order=order, decision=DecisionKind.APPROVE).count()
+    if approvals < workflow.snapshot_stage(snapshot, order)["required_approvals"]:
+        return
+    following = workflow.next_stage_order(snapshot, order)
+    if following is not None:
+        request.current_stage = following
+        request.open_stage_group = workflow.snapshot_stage(snapshot, following)["approver_group"]
+        request.save(update_fields=["current_stage", "open_stage_group"])
+        audit_record(
+            "request.stage_opened", target_type="access_request", target_id=request.pk, data={"stage": following}
+        )
+        return
+    request.state = RequestState.APPROVED
+    request.decided_at = now
+    request.current_stage = None
+    request.open_stage_group = ""
+    request.save(update_fields=["state", "decided_at", "current_stage", "open_stage_group"])
+    audit_record("request.approved", actor=approver, target_type="access_request", target_id=request.pk)
+    _grant_issue(request, now=now)
+
+
+def _grant_issue(request: AccessRequest, *, now: Any) -> Grant:
+    grant = Grant.objects.create(
+        request=request,
+        user_id=request.requester_id,
+        security_group=request.entitlement.security_group,
+        entitlement=request.entitlement,
+        starts_at=now,
+        expires_at=now + timedelta(seconds=request.duration_seconds),
+    )
+    audit_record(
+        "grant.issued",
+        target_type="grant",
+        target_id=grant.pk,
+        grant_id=grant.pk,
+        data={
+            "request": request.pk,
+            "user": request.requester_id,
+            "security_group": grant.security_group.name,
+            "expires_at": grant.expires_at.isoformat(),
+        },
+    )
+    expiry_enqueue_if_due(grant)
+    return grant
+
+
+def request_withdraw(request: AccessRequest, *, acting_user: Any) -> AccessRequest:
+    with transaction.atomic():
+        request = AccessRequest.objects.select_for_update().get(pk=request.pk)
+        if not can_withdraw_request(acting_user, request):
+            raise NotAllowed("Only the requester may withdraw a request.", code="not_requester")
+        if request.state == RequestState.WITHDRAWN:
+            return request  # repeating a transition is a no-op
+        if request.state != RequestState.PENDING:
+            raise Conflict(f"The request is {request.state}; it can no longer be withdrawn.", code="not_pending")
+        request.state = RequestState.WITHDRAWN
+        request.decided_at = clock.now()
+        request.open_stage_group = ""
+        request.save(update_fields=["state", "decided_at", "open_stage_group"])
+        audit_record("request.withdrawn", actor=acting_user, target_type="access_request", target_id=request.pk)
+    return request
+
+
+# --- grants -------------------------------------------------------------------------------------
+
+
+def grant_revoke(grant: Grant, *, acting_user: Any, reason: str = "") -> Grant:
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        grant = Grant.objects.select_for_update().get(pk=grant.pk)
+        if not can_revoke_grant(acting_user, grant):
+            raise NotAllowed("Only the grantee or a security admin may revoke a grant.", code="not_allowed")
+        if grant.state == GrantState.REVOKED:
+            return grant
+        now = clock.now()
+        if grant.state == GrantState.ACTIVE and now >= grant.expires_at:
+            grant_expire_locked(grant, now=now)
+        if grant.state != GrantState.ACTIVE:
+            conflict = Conflict(f"The grant is {grant.state}; it can no longer be revoked.", code="not_active")
+        else:
+            conflict = None
+            grant.state = GrantState.REVOKED
+            grant.ended_at = now
+            grant.ended_by = acting_user
+            grant.end_reason = reason or "revoked"
+            grant.save(update_fields=["state", "ended_at", "ended_by", "end_reason"])
+            GrantCredential.objects.filter(grant=grant, revoked_at__isnull=True).update(revoked_at=now)
+            audit_record(
+                "grant.revoked",
+                actor=acting_user,
+                target_type="grant",
+                target_id=grant.pk,
+                grant_id=grant.pk,
+                data={"reason": grant.end_reason},
+            )
+    if conflict is not None:
+        raise conflict
+    return grant
+
+
+def grant_credential_mint(grant: Grant, *, acting_user: Any) -> tuple[str, GrantCredential]:
+    """Mint the grant's one credential; the clear value is returned once and never stored."""
+    token = new_token(GRANT_CREDENTIAL_PREFIX)
+    with transaction.atomic():
+        grant = Grant.objects.select_for_update().get(pk=grant.pk)
+        if acting_user.pk != grant.user_id:
+            raise NotAllowed("Only the grantee may mint the grant's credential.", code="not_grantee")
+        now = clock.now()
+        if grant.state != GrantState.ACTIVE or now >= grant.expires_at:
+            raise Conflict("The grant is no longer active.", code="not_active")
+        if GrantCredential.objects.filter(grant=grant).exists():
+            raise Conflict("The credential for this grant was already minted.", code="already_minted")
+        credential = GrantCredential.objects.create(
+            grant=grant,
+            token_hash=token_digest(token),
+            prefix=token[: len(GRANT_CREDENTIAL_PREFIX) + 6],
+            created_at=now,
+            expires_at=grant.expires_at,
+        )
+        audit_record(
+            "credential.minted",
+            actor=acting_user,
+            target_type="grant_credential",
+            target_id=credential.pk,
+            grant_id=grant.pk,
+            data={"prefix": credential.prefix, "expires_at": credential.expires_at.isoformat()},
+        )
+    return token, credential
+
+
+# --- security groups ----------------------------------------------------------------------------
+
+
+def standing_member_problem(user: Any) -> str | None:
+    if not getattr(user, "is_service_account", False):
+        return "Only service accounts may be standing members of a security group; people get temporary grants."
+    return None
+
+
+def standing_member_add(security_group: SecurityGroup, *, user: Any, acting_user: Any | None) -> StandingMembership:
+    problem = standing_member_problem(user)
+    if problem:
+        raise InvalidInput("user", problem, code="not_service_account")
+    with transaction.atomic():
+        membership, created = StandingMembership.objects.get_or_create(security_group=security_group, user=user)
+        if created:
+            audit_record(
+                "security_group.member_added",
+                actor=acting_user,
+                target_type="security_group",
+                target_id=security_group.pk,
+                data={"group": security_group.name, "user": user.username},
+            )
+    return membership

@@ -1,0 +1,127 @@
+"""The access-request state machine and its pure rules. No queries here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from approvals.models import DecisionKind, GrantState, RequestState
+
+REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
+    RequestState.PENDING: frozenset(
+        {RequestState.APPROVED, RequestState.DENIED, RequestState.WITHDRAWN, RequestState.EXPIRED}
+    ),
+    RequestState.APPROVED: frozenset(),
+    RequestState.DENIED: frozenset(),
+    RequestState.WITHDRAWN: frozenset(),
+    RequestState.EXPIRED: frozenset(),
+}
+
+GRANT_TRANSITIONS: dict[str, frozenset[str]] = {
+    GrantState.ACTIVE: frozenset({GrantState.EXPIRED, GrantState.REVOKED}),
+    GrantState.EXPIRED: frozenset(),
+    GrantState.REVOKED: frozenset(),
+}
+
+
+def can_transition(table: dict[str, frozenset[str]], current: str, target: str) -> bool:
+    return target in table.get(current, frozenset())
+
+
+def policy_snapshot(entitlement: Any, stages: Iterable[Any]) -> dict[str, Any]:
+    """The policy a request is judged by, frozen at submission."""
+    return {
+        "entitlement": entitlement.slug,
+        "name": entitlement.name,
+        "security_group": entitlement.security_group.name,
+        "requester_group": entitlement.requester_group.name,
+        "purposes": list(entitlement.purposes),
+        "requires_ticket": entitlement.requires_ticket,
+        "default_duration_seconds": entitlement.default_duration_seconds,
+        "max_duration_seconds": entitlement.max_duration_seconds,
+        "pending_ttl_seconds": entitlement.pending_ttl_seconds,
+        "stages": [
+            {
+                "order": stage.order,
+                "name": stage.name,
+                "approver_group": stage.approver_group.name,
+                "required_approvals": stage.required_approvals,
+                "deadline_seconds": stage.deadline_seconds,
+            }
+            for stage in sorted(stages, key=lambda s: s.order)
+        ],
+    }
+
+
+def request_digest(
+    *,
+    request_id: int,
+    requester: str,
+    purpose: str,
+    justification: str,
+    ticket: str,
+    duration_seconds: int,
+    created_at: str,
+    snapshot: dict[str, Any],
+) -> str:
+    """SHA-256 of the canonical request content: what an approver signs."""
+    body = {
+        "id": request_id,
+        "requester": requester,
+        "purpose": purpose,
+        "justification": justification,
+        "ticket": ticket,
+        "duration_seconds": duration_seconds,
+        "created_at": created_at,
+        "policy": snapshot,
+    }
+    encoded = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def snapshot_stage(snapshot: dict[str, Any], order: int) -> dict[str, Any]:
+    for stage in snapshot["stages"]:
+        if stage["order"] == order:
+            return stage
+    raise KeyError(order)
+
+
+def next_stage_order(snapshot: dict[str, Any], order: int) -> int | None:
+    later = [stage["order"] for stage in snapshot["stages"] if stage["order"] > order]
+    return min(later) if later else None
+
+
+def stage_states(
+    snapshot: dict[str, Any], *, state: str, current_stage: int | None, decisions: Iterable[Any]
+) -> list[dict[str, Any]]:
+    """Each stage as waiting / open / approved / denied, with its decisions."""
+    by_stage: dict[int, list[Any]] = {}
+    for decision in decisions:
+        by_stage.setdefault(decision.stage_order, []).append(decision)
+    result = []
+    for stage in snapshot["stages"]:
+        order = stage["order"]
+        stage_decisions = by_stage.get(order, [])
+        if any(d.decision == DecisionKind.DENY for d in stage_decisions):
+            stage_state = "denied"
+        elif state == RequestState.APPROVED or (current_stage is not None and order < current_stage):
+            stage_state = "approved"
+        elif state == RequestState.PENDING and order == current_stage:
+            stage_state = "open"
+        else:
+            stage_state = "waiting"
+        result.append({**stage, "state": stage_state, "decisions": stage_decisions})
+    return result
+
+
+def duration_problem(duration_seconds: int, *, max_seconds: int, min_seconds: int) -> str | None:
+    """Why a requested duration is not acceptable, or None (invariant 5)."""
+    if duration_seconds <= 0:
+        return "must be greater than zero"
+    if duration_seconds < min_seconds:
+        return f"must be at least {min_seconds} seconds"
+    if duration_seconds > max_seconds:
+        return f"must be at most {max_seconds} seconds (the policy maximum)"
+    return None

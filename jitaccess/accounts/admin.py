@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from jitaccess.accounts.models import ApiToken, User
+from jitaccess.admin_access import ReadOnlyRecord
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    fieldsets = DjangoUserAdmin.fieldsets + (("Automation", {"fields": ("is_service_account",)}),)
+    list_display = ("username", "email", "is_service_account", "is_staff", "is_active")
+    list_filter = ("is_service_account", "is_staff", "is_active", "groups")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyRecord):
+    list_display = ("prefix", "user", "created_at", "expires_at", "revoked_at", "last_used_at")
+    exclude = ("token_hash",)

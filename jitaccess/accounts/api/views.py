@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from jitaccess.accounts.api.serializers import TokenRequestSerializer, TokenSerializer
+from jitaccess.accounts.models import ApiToken
+from jitaccess.accounts.services import api_token_create, api_token_revoke, login_failed_record
+
+
+class TokenView(APIView):
+    """Exchange a username and password for a personal API token (``Bearer``)."""
+
+    permission_classes = [AllowAny]  # explicitly open: this is how one signs in
+    authentication_classes: list = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth-token"
+
+    @extend_schema(request=TokenRequestSerializer, responses={201: TokenSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        serializer = TokenRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        username = serializer.validated_data["username"]
+        user = authenticate(request._request, username=username, password=serializer.validated_data["password"])
+        if user is None:
+            login_failed_record(username=username)
+            # The same answer whether or not the user exists.
+            raise exceptions.AuthenticationFailed("Invalid username or password.")
+        token, record = api_token_create(user=user)
+        return Response(TokenSerializer({"token": token, "expires_at": record.expires_at}).data, status=201)
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class TokenRevokeView(APIView):
+    """Revoke the personal token this call is authenticated with."""
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request) -> Response:
+        if not isinstance(request.auth, ApiToken):
+            raise exceptions.ValidationError({"authorization": ["Call this with the token to revoke as Bearer."]})
+        api_token_revoke(request.auth, acting_user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

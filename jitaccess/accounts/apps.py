@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "jitaccess.accounts"
+    label = "accounts"
+    verbose_name = "Accounts"
+
+    def ready(self) -> None:
+        from auditlog.registry import auditlog
+
+        from jitaccess.accounts.models import User
+
+        # Group memberships decide who may approve: their history belongs in the change log.
+        # Passwords and login times are noise or secrets, never logged.
+        auditlog.register(User, m2m_fields={"groups"}, exclude_fields=["password", "last_login"])

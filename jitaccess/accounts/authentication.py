@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import authentication, exceptions
+
+from jitaccess import clock
+from jitaccess.accounts.models import ApiToken
+from jitaccess.tokens import token_digest
+
+
+def bearer_token(request: Any) -> str | None:
+    header = authentication.get_authorization_header(request).split()
+    if not header or header[0].lower() != b"bearer":
+        return None
+    if len(header) != 2:
+        raise exceptions.AuthenticationFailed("Malformed Authorization header.")
+    try:
+        return header[1].decode()
+    except UnicodeError:
+        raise exceptions.AuthenticationFailed("Malformed Authorization header.") from None
+
+
+class BearerAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer <personal token>``. Expiry and revocation are checked on every use."""
+
+    def authenticate(self, request: Any) -> tuple[Any, ApiToken] | None:
+        token = bearer_token(request)
+        if token is None:
+            return None
+        now = clock.now()
+        record = (
+            ApiToken.objects.select_related("user")
+            .filter(token_hash=token_digest(token), revoked_at__isnull=True, expires_at__gt=now)
+            .first()
+        )
+        # One message for unknown, expired and revoked tokens: nothing to learn from the answer.
+        if record is None or not record.user.is_active:
+            raise exceptions.AuthenticationFailed("Invalid or expired token.")
+        ApiToken.objects.filter(pk=record.pk).update(last_used_at=now)
+        return record.user, record
+
+    def authenticate_header(self, request: Any) -> str:
+        return 'Bearer realm="api"'
+
+

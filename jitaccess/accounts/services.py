@@ -1,0 +1,60 @@
+"""Writes for accounts: personal API tokens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from jitaccess import clock
+from jitaccess.accounts.models import ApiToken
+from jitaccess.audit.models import Outcome
+from jitaccess.audit.services import audit_record
+from jitaccess.tokens import new_token, token_digest
+
+PERSONAL_TOKEN_PREFIX = "jit_"
+
+
+def api_token_create(*, user: Any) -> tuple[str, ApiToken]:
+    """Mint a personal token; the clear token is returned once and never stored."""
+    token = new_token(PERSONAL_TOKEN_PREFIX)
+    with transaction.atomic():
+        now = clock.now()
+        record = ApiToken.objects.create(
+            user=user,
+            token_hash=token_digest(token),
+            prefix=token[: len(PERSONAL_TOKEN_PREFIX) + 6],
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.JIT_API_TOKEN_SECONDS),
+        )
+        audit_record(
+            "auth.token_issued",
+            actor=user,
+            target_type="api_token",
+            target_id=record.pk,
+            data={"prefix": record.prefix, "expires_at": record.expires_at.isoformat()},
+        )
+    return token, record
+
+
+def api_token_revoke(token: ApiToken, *, acting_user: Any) -> ApiToken:
+    with transaction.atomic():
+        token = ApiToken.objects.select_for_update().get(pk=token.pk)
+        if token.revoked_at is None:
+            token.revoked_at = clock.now()
+            token.save(update_fields=["revoked_at"])
+            audit_record("auth.token_revoked", actor=acting_user, target_type="api_token", target_id=token.pk)
+    return token
+
+
+def login_failed_record(*, username: str) -> None:
+    """Failed sign-ins are audited in their own transaction: there is no state change to undo."""
+    with transaction.atomic():
+        audit_record(
+            "auth.login_failed",
+            outcome=Outcome.DENIED,
+            target_type="user",
+            target_id=username[:64],
+        )

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success"
+    DENIED = "denied"
+    FAILED = "failed"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Audit rows are written once by ``audit_record`` and never changed through the ORM."""
+
+    def update(self, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError("audit events are append-only")
+
+    def delete(self):  # type: ignore[no-untyped-def]
+        raise PermissionError("audit events are append-only")
+
+    def bulk_update(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError("audit events are append-only")
+
+    def bulk_create(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError("audit events are written one at a time by audit_record")
+
+
+class AuditEvent(models.Model):
+    """One entry of the hash-chained audit trail.
+
+    ``hash`` covers every other field and the previous event's hash, so editing, deleting,
+    inserting or reordering rows breaks the chain (see ``jitaccess.audit.chain``).
+    """
+
+    seq = models.BigIntegerField(unique=True)
+    at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The actor's username as it was, so renaming a user never changes what the trail says.
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    grant_id = models.BigIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    correlation_id = models.CharField(max_length=64, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [
+            models.Index(fields=["action", "seq"]),
+            models.Index(fields=["actor", "seq"]),
+            models.Index(fields=["target_type", "target_id", "seq"]),
+            models.Index(fields=["grant_id", "seq"]),
+            models.Index(fields=["at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.outcome}"
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not self._state.adding:
+            raise PermissionError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError("audit events are append-only")
