@@ -165,6 +165,7 @@ CELERY_BEAT_SCHEDULE = {
 # --- REST API ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "approvals.api.authentication.GrantCredentialAuthentication",
         "jitaccess.accounts.authentication.BearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],

@@ -9,6 +9,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
+        from jitaccess import schema  # noqa: F401  (OpenAPI extensions)
         from jitaccess.accounts.models import User
 
         # Group memberships decide who may approve: their history belongs in the change log.

@@ -1,0 +1,23 @@
+"""OpenAPI descriptions of our authentication schemes (loaded by AccountsConfig.ready)."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "jitaccess.accounts.authentication.BearerAuthentication"
+    name = "bearerToken"
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {"type": "http", "scheme": "bearer", "description": "Personal API token from /api/v1/auth/token/."}
+
+
+class GrantCredentialScheme(OpenApiAuthenticationExtension):
+    target_class = "approvals.api.authentication.GrantCredentialAuthentication"
+    name = "grantCredential"
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A grant's credential; only for revealing the secrets that grant opens.",
+        }
