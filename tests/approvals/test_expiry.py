@@ -1,0 +1,102 @@
+"""Layers 2 and 3 of expiry (DESIGN.md §8; invariants 6 and 7), with a real worker and broker."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from approvals import expiry, selectors, services
+from approvals.models import AccessRequest, Grant, GrantCredential, GrantState, RequestState
+from jitaccess import clock
+from jitaccess.audit.models import AuditEvent
+from tests.conftest import approve_through, submit
+from tests.worker import celery_processes, wait_for
+
+
+def expired_events(grant: Grant) -> int:
+    return AuditEvent.objects.filter(action="grant.expired", grant_id=grant.pk).count()
+
+
+def test_the_sweep_expires_overdue_grants_exactly_once(cast, granted):
+    grant = granted.grant
+    token, _ = services.grant_credential_mint(grant, acting_user=cast["requester"])
+    assert expiry.expiry_sweep() == {"grants": 0, "requests": 0}
+    now = clock.now()
+    Grant.objects.filter(pk=grant.pk).update(starts_at=now - timedelta(seconds=10), expires_at=now - timedelta(seconds=5))
+    assert expiry.expiry_sweep()["grants"] == 1
+    assert expiry.expiry_sweep()["grants"] == 0
+    assert expiry.grant_expire(grant.pk) is None
+    grant.refresh_from_db()
+    assert grant.state == GrantState.EXPIRED
+    assert grant.ended_at == grant.expires_at
+    assert GrantCredential.objects.get(grant=grant).revoked_at is not None
+    assert expired_events(grant) == 1
+
+
+def test_an_early_expiry_task_changes_nothing(cast, granted):
+    wait = expiry.grant_expire(granted.grant.pk)
+    assert wait is not None and wait > 0
+    granted.grant.refresh_from_db()
+    assert granted.grant.state == GrantState.ACTIVE
+    assert expired_events(granted.grant) == 0
+
+
+def test_the_sweep_expires_stale_pending_requests(cast, pending):
+    AccessRequest.objects.filter(pk=pending.pk).update(pending_expires_at=clock.now())
+    assert expiry.expiry_sweep()["requests"] == 1
+    assert expiry.expiry_sweep()["requests"] == 0
+    pending.refresh_from_db()
+    assert pending.state == RequestState.EXPIRED
+    assert AuditEvent.objects.filter(action="request.expired").count() == 1
+
+
+def test_the_scheduler_hands_due_grants_over_once(cast, entitlement, settings):
+    settings.JIT_EXPIRY_HORIZON_SECONDS = 60
+    long = approve_through(submit(cast["requester"], entitlement, duration_seconds=3600), cast["legal1a"], cast["legal2"])
+    Grant.objects.filter(pk=long.grant.pk).update(expires_at=clock.now() + timedelta(seconds=30))
+    assert expiry.schedule_due_expiries() == 1
+    assert expiry.schedule_due_expiries() == 0  # not handed over again while the first is in flight
+
+
+@pytest.mark.postgres
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_expires_a_grant_close_to_expires_at(cast, entitlement, tmp_path):
+    with celery_processes(tmp_path):
+        request = submit(cast["requester"], entitlement, duration_seconds=2)
+        request = approve_through(request, cast["legal1a"], cast["legal2"])
+        grant = request.grant
+        services.grant_credential_mint(grant, acting_user=cast["requester"])
+        assert wait_for(lambda: expired_events(grant) == 1, timeout=20)
+    grant.refresh_from_db()
+    assert grant.state == GrantState.EXPIRED
+    assert GrantCredential.objects.get(grant=grant).revoked_at is not None
+    event = AuditEvent.objects.get(action="grant.expired", grant_id=grant.pk)
+    # The precise path, not the 30 s sweep: generous bound for a loaded CI box.
+    assert event.at - grant.expires_at < timedelta(seconds=3), event.data
+    assert expired_events(grant) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_after_a_worker_outage_every_overdue_grant_expires_once(cast, entitlement, tmp_path):
+    # Grants are issued and fall due while no worker runs: their queued ETA tasks wait in the
+    # broker, and nothing changes state, but the use-time check already refuses them.
+    grants = [
+        approve_through(submit(cast["requester"], entitlement, duration_seconds=1), cast["legal1a"], cast["legal2"]).grant
+        for _ in range(5)
+    ]
+    time.sleep(1.2)
+    assert Grant.objects.filter(state=GrantState.ACTIVE).count() == 5
+    assert not selectors.has_access(cast["requester"], entitlement.security_group)
+
+    # Recovery: worker and beat come back with a short sweep interval; the queued tasks and the
+    # sweep race for the same rows, and each grant still expires exactly once.
+    with celery_processes(tmp_path, beat=True, extra_env={"JIT_EXPIRY_SWEEP_SECONDS": "2"}):
+        assert wait_for(lambda: not Grant.objects.filter(state=GrantState.ACTIVE).exists(), timeout=20)
+        time.sleep(2.5)  # one more sweep interval: nothing may be expired twice
+    for grant in grants:
+        assert expired_events(grant) == 1

@@ -1,0 +1,20 @@
+"""Test settings: the production settings module, on PostgreSQL and Redis, with DEBUG off.
+
+Defaults point at the local services; DATABASE_URL / REDIS_URL override them (CI sets both).
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_DEBUG", "false")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/jitaccess")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("JIT_MIN_GRANT_SECONDS", "1")
+os.environ.setdefault("JIT_TOKEN_THROTTLE", "10000/min")
+os.environ.setdefault("JIT_DEMO_PASSWORD", "demo-password-for-tests")
+
+from jitaccess.settings import *  # noqa: E402,F403
+
+# Hashing speed is irrelevant to what the tests check.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
