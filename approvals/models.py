@@ -217,5 +217,3 @@ class GrantCredential(models.Model):
 
     def __str__(self) -> str:
         return f"credential of grant {self.grant_id}"
-
-

@@ -20,7 +20,6 @@ from approvals.models import (
 from jitaccess import clock
 from jitaccess.roles import can_read_everything, group_names
 
-
 # --- the one question the keys app asks ---------------------------------------------------------
 
 
@@ -31,9 +30,11 @@ def active_grant_for(user: Any, security_group: SecurityGroup | str, *, at: date
     is refused from ``expires_at`` on even if no worker ever ran.
     """
     at = at or clock.now()
-    group_filter = {"security_group": security_group} if isinstance(security_group, SecurityGroup) else {
-        "security_group__name": security_group
-    }
+    group_filter = (
+        {"security_group": security_group}
+        if isinstance(security_group, SecurityGroup)
+        else {"security_group__name": security_group}
+    )
     return (
         Grant.objects.filter(user=user, state=GrantState.ACTIVE, starts_at__lte=at, expires_at__gt=at, **group_filter)
         .order_by("-expires_at")
@@ -44,9 +45,11 @@ def active_grant_for(user: Any, security_group: SecurityGroup | str, *, at: date
 def is_standing_member(user: Any, security_group: SecurityGroup | str) -> bool:
     if not getattr(user, "is_service_account", False) or not user.is_active:
         return False
-    group_filter = {"security_group": security_group} if isinstance(security_group, SecurityGroup) else {
-        "security_group__name": security_group
-    }
+    group_filter = (
+        {"security_group": security_group}
+        if isinstance(security_group, SecurityGroup)
+        else {"security_group__name": security_group}
+    )
     return StandingMembership.objects.filter(user=user, **group_filter).exists()
 
 

@@ -10,7 +10,6 @@ from django.conf import settings
 from django.db import transaction
 
 from approvals import workflow
-from approvals.permissions import can_revoke_grant, can_withdraw_request
 from approvals.expiry import expiry_enqueue_if_due, grant_expire_locked
 from approvals.models import (
     AccessRequest,
@@ -24,6 +23,7 @@ from approvals.models import (
     SecurityGroup,
     StandingMembership,
 )
+from approvals.permissions import can_revoke_grant, can_withdraw_request
 from jitaccess import clock
 from jitaccess.audit.models import Outcome
 from jitaccess.audit.services import audit_record

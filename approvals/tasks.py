@@ -7,7 +7,6 @@ from celery import shared_task
 from approvals import expiry
 from jitaccess.audit.context import audit_context
 
-
 # Longer waits are left to the scheduler, which re-enqueues within the horizon.
 _MAX_EARLY_WAIT = 120.0
 

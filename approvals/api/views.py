@@ -42,7 +42,11 @@ class EntitlementViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class AccessRequestViewSet(
-    ClockContextMixin, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    ClockContextMixin,
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
 ):
     serializer_class = AccessRequestSerializer
     filterset_class = AccessRequestFilter
@@ -125,11 +129,15 @@ class GrantViewSet(ClockContextMixin, viewsets.ReadOnlyModelViewSet):
         serializer = RevokeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         grant = services.grant_revoke(grant, acting_user=request.user, reason=serializer.validated_data["reason"])
-        return Response(GrantSerializer(self.get_queryset().get(pk=grant.pk), context=self.get_serializer_context()).data)
+        return Response(
+            GrantSerializer(self.get_queryset().get(pk=grant.pk), context=self.get_serializer_context()).data
+        )
 
     @extend_schema(request=None, responses={201: CredentialSerializer})
     @action(detail=True, methods=["post"])
     def credential(self, request: Request, pk: str | None = None) -> Response:
         grant = self.get_object()
         token, credential = services.grant_credential_mint(grant, acting_user=request.user)
-        return Response(CredentialSerializer({"credential": token, "expires_at": credential.expires_at}).data, status=201)
+        return Response(
+            CredentialSerializer({"credential": token, "expires_at": credential.expires_at}).data, status=201
+        )

@@ -7,166 +7,328 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SecurityGroup',
+            name="SecurityGroup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Entitlement',
+            name="Entitlement",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=100, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('purposes', models.JSONField(default=list, help_text='Allowed purposes, a subset of: debugging, troubleshooting, auditing')),
-                ('requires_ticket', models.BooleanField(default=True)),
-                ('default_duration_seconds', models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)])),
-                ('max_duration_seconds', models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)])),
-                ('pending_ttl_seconds', models.PositiveIntegerField(default=86400, validators=[django.core.validators.MinValueValidator(60)])),
-                ('is_active', models.BooleanField(default=True)),
-                ('requester_group', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='auth.group')),
-                ('security_group', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='entitlements', to='approvals.securitygroup')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("slug", models.SlugField(max_length=100, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "purposes",
+                    models.JSONField(
+                        default=list, help_text="Allowed purposes, a subset of: debugging, troubleshooting, auditing"
+                    ),
+                ),
+                ("requires_ticket", models.BooleanField(default=True)),
+                (
+                    "default_duration_seconds",
+                    models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)]),
+                ),
+                (
+                    "max_duration_seconds",
+                    models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)]),
+                ),
+                (
+                    "pending_ttl_seconds",
+                    models.PositiveIntegerField(
+                        default=86400, validators=[django.core.validators.MinValueValidator(60)]
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                (
+                    "requester_group",
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="auth.group"),
+                ),
+                (
+                    "security_group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="entitlements",
+                        to="approvals.securitygroup",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='AccessRequest',
+            name="AccessRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('purpose', models.CharField(choices=[('debugging', 'Debugging'), ('troubleshooting', 'Troubleshooting'), ('auditing', 'Auditing')], max_length=32)),
-                ('justification', models.TextField()),
-                ('ticket', models.CharField(blank=True, max_length=200)),
-                ('duration_seconds', models.PositiveIntegerField()),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('approved', 'Approved'), ('denied', 'Denied'), ('withdrawn', 'Withdrawn'), ('expired', 'Expired')], default='pending', max_length=16)),
-                ('current_stage', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('open_stage_group', models.CharField(blank=True, max_length=150)),
-                ('policy_snapshot', models.JSONField()),
-                ('digest', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField()),
-                ('pending_expires_at', models.DateTimeField()),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('requester', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='access_requests', to=settings.AUTH_USER_MODEL)),
-                ('entitlement', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='requests', to='approvals.entitlement')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("debugging", "Debugging"),
+                            ("troubleshooting", "Troubleshooting"),
+                            ("auditing", "Auditing"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("justification", models.TextField()),
+                ("ticket", models.CharField(blank=True, max_length=200)),
+                ("duration_seconds", models.PositiveIntegerField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("approved", "Approved"),
+                            ("denied", "Denied"),
+                            ("withdrawn", "Withdrawn"),
+                            ("expired", "Expired"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("current_stage", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("open_stage_group", models.CharField(blank=True, max_length=150)),
+                ("policy_snapshot", models.JSONField()),
+                ("digest", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField()),
+                ("pending_expires_at", models.DateTimeField()),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "requester",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="access_requests",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "entitlement",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="requests", to="approvals.entitlement"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Grant',
+            name="Grant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('starts_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('state', models.CharField(choices=[('active', 'Active'), ('expired', 'Expired'), ('revoked', 'Revoked')], default='active', max_length=16)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('end_reason', models.TextField(blank=True)),
-                ('expiry_enqueued_at', models.DateTimeField(blank=True, null=True)),
-                ('ended_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('entitlement', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='grants', to='approvals.entitlement')),
-                ('request', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='grant', to='approvals.accessrequest')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='grants', to=settings.AUTH_USER_MODEL)),
-                ('security_group', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='grants', to='approvals.securitygroup')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("starts_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                ("end_reason", models.TextField(blank=True)),
+                ("expiry_enqueued_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "ended_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "entitlement",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="grants", to="approvals.entitlement"
+                    ),
+                ),
+                (
+                    "request",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="grant", to="approvals.accessrequest"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="grants", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "security_group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="grants", to="approvals.securitygroup"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='GrantCredential',
+            name="GrantCredential",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token_hash', models.CharField(max_length=64, unique=True)),
-                ('prefix', models.CharField(max_length=16)),
-                ('created_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('grant', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='credential', to='approvals.grant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("token_hash", models.CharField(max_length=64, unique=True)),
+                ("prefix", models.CharField(max_length=16)),
+                ("created_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "grant",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="credential", to="approvals.grant"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='StandingMembership',
+            name="StandingMembership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('security_group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='standing', to='approvals.securitygroup')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='standing', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "security_group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="standing",
+                        to="approvals.securitygroup",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="standing",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Decision',
+            name="Decision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stage_order', models.PositiveSmallIntegerField()),
-                ('decision', models.CharField(choices=[('approve', 'Approve'), ('deny', 'Deny')], max_length=8)),
-                ('comment', models.TextField(blank=True)),
-                ('digest', models.CharField(help_text='The request digest the approver signed.', max_length=64)),
-                ('decided_at', models.DateTimeField()),
-                ('approver', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='decisions', to=settings.AUTH_USER_MODEL)),
-                ('request', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='decisions', to='approvals.accessrequest')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("stage_order", models.PositiveSmallIntegerField()),
+                ("decision", models.CharField(choices=[("approve", "Approve"), ("deny", "Deny")], max_length=8)),
+                ("comment", models.TextField(blank=True)),
+                ("digest", models.CharField(help_text="The request digest the approver signed.", max_length=64)),
+                ("decided_at", models.DateTimeField()),
+                (
+                    "approver",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="decisions",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "request",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="decisions",
+                        to="approvals.accessrequest",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['request', 'stage_order', 'decided_at', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('request', 'approver'), name='decision_one_per_approver')],
+                "ordering": ["request", "stage_order", "decided_at", "id"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("request", "approver"), name="decision_one_per_approver")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ApprovalStage',
+            name="ApprovalStage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order', models.PositiveSmallIntegerField(validators=[django.core.validators.MinValueValidator(1)])),
-                ('name', models.CharField(max_length=100)),
-                ('required_approvals', models.PositiveSmallIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1)])),
-                ('deadline_seconds', models.PositiveIntegerField(blank=True, help_text='Remind / escalate when the stage stays open this long.', null=True)),
-                ('approver_group', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='auth.group')),
-                ('entitlement', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stages', to='approvals.entitlement')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("order", models.PositiveSmallIntegerField(validators=[django.core.validators.MinValueValidator(1)])),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "required_approvals",
+                    models.PositiveSmallIntegerField(
+                        default=1, validators=[django.core.validators.MinValueValidator(1)]
+                    ),
+                ),
+                (
+                    "deadline_seconds",
+                    models.PositiveIntegerField(
+                        blank=True, help_text="Remind / escalate when the stage stays open this long.", null=True
+                    ),
+                ),
+                (
+                    "approver_group",
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="auth.group"),
+                ),
+                (
+                    "entitlement",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="stages", to="approvals.entitlement"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['entitlement', 'order'],
-                'constraints': [models.UniqueConstraint(fields=('entitlement', 'order'), name='stage_order_unique'), models.CheckConstraint(condition=models.Q(('order__gte', 1)), name='stage_order_positive'), models.CheckConstraint(condition=models.Q(('required_approvals__gte', 1)), name='stage_quorum_positive')],
+                "ordering": ["entitlement", "order"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("entitlement", "order"), name="stage_order_unique"),
+                    models.CheckConstraint(condition=models.Q(("order__gte", 1)), name="stage_order_positive"),
+                    models.CheckConstraint(
+                        condition=models.Q(("required_approvals__gte", 1)), name="stage_quorum_positive"
+                    ),
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='accessrequest',
-            index=models.Index(fields=['state', 'open_stage_group'], name='approvals_a_state_ba2634_idx'),
+            model_name="accessrequest",
+            index=models.Index(fields=["state", "open_stage_group"], name="approvals_a_state_ba2634_idx"),
         ),
         migrations.AddIndex(
-            model_name='accessrequest',
-            index=models.Index(fields=['requester', '-id'], name='approvals_a_request_2ae62e_idx'),
+            model_name="accessrequest",
+            index=models.Index(fields=["requester", "-id"], name="approvals_a_request_2ae62e_idx"),
         ),
         migrations.AddIndex(
-            model_name='accessrequest',
-            index=models.Index(fields=['state', 'pending_expires_at'], name='approvals_a_state_52d69e_idx'),
+            model_name="accessrequest",
+            index=models.Index(fields=["state", "pending_expires_at"], name="approvals_a_state_52d69e_idx"),
         ),
         migrations.AddIndex(
-            model_name='grant',
-            index=models.Index(fields=['state', 'expires_at'], name='approvals_g_state_1916f5_idx'),
+            model_name="grant",
+            index=models.Index(fields=["state", "expires_at"], name="approvals_g_state_1916f5_idx"),
         ),
         migrations.AddIndex(
-            model_name='grant',
-            index=models.Index(fields=['user', 'security_group', 'state'], name='approvals_g_user_id_a23108_idx'),
+            model_name="grant",
+            index=models.Index(fields=["user", "security_group", "state"], name="approvals_g_user_id_a23108_idx"),
         ),
         migrations.AddConstraint(
-            model_name='grant',
-            constraint=models.CheckConstraint(condition=models.Q(('expires_at__gt', models.F('starts_at'))), name='grant_ends_after_start'),
+            model_name="grant",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("expires_at__gt", models.F("starts_at"))), name="grant_ends_after_start"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='entitlement',
-            constraint=models.CheckConstraint(condition=models.Q(('default_duration_seconds__lte', models.F('max_duration_seconds'))), name='entitlement_default_within_max'),
+            model_name="entitlement",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("default_duration_seconds__lte", models.F("max_duration_seconds"))),
+                name="entitlement_default_within_max",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='entitlement',
-            constraint=models.CheckConstraint(condition=models.Q(('default_duration_seconds__gt', 0)), name='entitlement_default_positive'),
+            model_name="entitlement",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("default_duration_seconds__gt", 0)), name="entitlement_default_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='standingmembership',
-            constraint=models.UniqueConstraint(fields=('security_group', 'user'), name='standing_membership_unique'),
+            model_name="standingmembership",
+            constraint=models.UniqueConstraint(fields=("security_group", "user"), name="standing_membership_unique"),
         ),
     ]

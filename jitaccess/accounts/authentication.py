@@ -42,5 +42,3 @@ class BearerAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="api"'
-
-

@@ -64,8 +64,7 @@ def test_approve_deny_and_withdraw_racing_end_in_one_outcome(cast, entitlement):
         calls = [lambda: services.request_withdraw(request, acting_user=cast["requester"])]
         calls += [lambda: services.request_decide(request, approver=cast["legal2"], decision="approve")]
         calls += [
-            (lambda d=d: services.request_decide(request, approver=d, decision="deny", comment="no"))
-            for d in deniers
+            (lambda d=d: services.request_decide(request, approver=d, decision="deny", comment="no")) for d in deniers
         ]
         results = run_concurrently(calls)
         assert all(isinstance(r, (AccessRequest, DomainError)) for r in results), results
@@ -84,8 +83,7 @@ def test_approve_deny_and_withdraw_racing_end_in_one_outcome(cast, entitlement):
 
 def test_concurrent_sweeps_and_tasks_expire_each_grant_once(cast, entitlement):
     grants = [
-        approve_through(submit(cast["requester"], entitlement), cast["legal1a"], cast["legal2"]).grant
-        for _ in range(8)
+        approve_through(submit(cast["requester"], entitlement), cast["legal1a"], cast["legal2"]).grant for _ in range(8)
     ]
     Grant.objects.filter(pk__in=[g.pk for g in grants]).update(expires_at=clock.now())
     calls = [expiry.expiry_sweep for _ in range(4)]
@@ -102,5 +100,3 @@ def run_all_approving(request, approvers):
     return run_concurrently(
         [(lambda a=a: services.request_decide(request, approver=a, decision="approve")) for a in approvers]
     )
-
-

@@ -24,7 +24,9 @@ def test_the_sweep_expires_overdue_grants_exactly_once(cast, granted):
     token, _ = services.grant_credential_mint(grant, acting_user=cast["requester"])
     assert expiry.expiry_sweep() == {"grants": 0, "requests": 0}
     now = clock.now()
-    Grant.objects.filter(pk=grant.pk).update(starts_at=now - timedelta(seconds=10), expires_at=now - timedelta(seconds=5))
+    Grant.objects.filter(pk=grant.pk).update(
+        starts_at=now - timedelta(seconds=10), expires_at=now - timedelta(seconds=5)
+    )
     assert expiry.expiry_sweep()["grants"] == 1
     assert expiry.expiry_sweep()["grants"] == 0
     assert expiry.grant_expire(grant.pk) is None
@@ -54,7 +56,9 @@ def test_the_sweep_expires_stale_pending_requests(cast, pending):
 
 def test_the_scheduler_hands_due_grants_over_once(cast, entitlement, settings):
     settings.JIT_EXPIRY_HORIZON_SECONDS = 60
-    long = approve_through(submit(cast["requester"], entitlement, duration_seconds=3600), cast["legal1a"], cast["legal2"])
+    long = approve_through(
+        submit(cast["requester"], entitlement, duration_seconds=3600), cast["legal1a"], cast["legal2"]
+    )
     Grant.objects.filter(pk=long.grant.pk).update(expires_at=clock.now() + timedelta(seconds=30))
     assert expiry.schedule_due_expiries() == 1
     assert expiry.schedule_due_expiries() == 0  # not handed over again while the first is in flight
@@ -86,7 +90,9 @@ def test_after_a_worker_outage_every_overdue_grant_expires_once(cast, entitlemen
     # Grants are issued and fall due while no worker runs: their queued ETA tasks wait in the
     # broker, and nothing changes state, but the use-time check already refuses them.
     grants = [
-        approve_through(submit(cast["requester"], entitlement, duration_seconds=1), cast["legal1a"], cast["legal2"]).grant
+        approve_through(
+            submit(cast["requester"], entitlement, duration_seconds=1), cast["legal1a"], cast["legal2"]
+        ).grant
         for _ in range(5)
     ]
     time.sleep(1.2)

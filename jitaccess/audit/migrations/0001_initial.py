@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,27 +14,49 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.BigIntegerField(unique=True)),
-                ('at', models.DateTimeField()),
-                ('actor_name', models.CharField(blank=True, max_length=150)),
-                ('action', models.CharField(max_length=64)),
-                ('target_type', models.CharField(blank=True, max_length=64)),
-                ('target_id', models.CharField(blank=True, max_length=64)),
-                ('grant_id', models.BigIntegerField(blank=True, null=True)),
-                ('outcome', models.CharField(choices=[('success', 'Success'), ('denied', 'Denied'), ('failed', 'Failed')], default='success', max_length=16)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('correlation_id', models.CharField(blank=True, max_length=64)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('prev_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64, unique=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("seq", models.BigIntegerField(unique=True)),
+                ("at", models.DateTimeField()),
+                ("actor_name", models.CharField(blank=True, max_length=150)),
+                ("action", models.CharField(max_length=64)),
+                ("target_type", models.CharField(blank=True, max_length=64)),
+                ("target_id", models.CharField(blank=True, max_length=64)),
+                ("grant_id", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[("success", "Success"), ("denied", "Denied"), ("failed", "Failed")],
+                        default="success",
+                        max_length=16,
+                    ),
+                ),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("correlation_id", models.CharField(blank=True, max_length=64)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("prev_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['seq'],
-                'indexes': [models.Index(fields=['action', 'seq'], name='audit_audit_action_4839b2_idx'), models.Index(fields=['actor', 'seq'], name='audit_audit_actor_i_828ebb_idx'), models.Index(fields=['target_type', 'target_id', 'seq'], name='audit_audit_target__b95a06_idx'), models.Index(fields=['grant_id', 'seq'], name='audit_audit_grant_i_789bbb_idx'), models.Index(fields=['at'], name='audit_audit_at_c42b4b_idx')],
+                "ordering": ["seq"],
+                "indexes": [
+                    models.Index(fields=["action", "seq"], name="audit_audit_action_4839b2_idx"),
+                    models.Index(fields=["actor", "seq"], name="audit_audit_actor_i_828ebb_idx"),
+                    models.Index(fields=["target_type", "target_id", "seq"], name="audit_audit_target__b95a06_idx"),
+                    models.Index(fields=["grant_id", "seq"], name="audit_audit_grant_i_789bbb_idx"),
+                    models.Index(fields=["at"], name="audit_audit_at_c42b4b_idx"),
+                ],
             },
         ),
     ]
