@@ -15,8 +15,8 @@ from approvals.models import (
     SecurityGroup,
     StandingMembership,
 )
-from approvals.services import standing_member_problem
-from jitaccess.admin_access import ReadOnlyRecord, SecurityAdminEditable
+from approvals.services import standing_member_add, standing_member_problem, standing_member_remove
+from jitaccess.admin_access import ReadOnlyRecord, SecurityAdminEditable, SecurityAdminEditableInline
 
 
 class StandingMembershipForm(forms.ModelForm):
@@ -32,7 +32,7 @@ class StandingMembershipForm(forms.ModelForm):
         return user
 
 
-class StandingMembershipInline(admin.TabularInline):
+class StandingMembershipInline(SecurityAdminEditableInline):
     model = StandingMembership
     form = StandingMembershipForm
     extra = 0
@@ -43,8 +43,17 @@ class SecurityGroupAdmin(SecurityAdminEditable):
     list_display = ("name", "description")
     inlines = [StandingMembershipInline]
 
+    def save_formset(self, request: Any, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not StandingMembership:
+            return super().save_formset(request, form, formset, change)
+        # Memberships go through the services, so each change is checked and audited.
+        for membership in formset.save(commit=False):
+            standing_member_add(membership.security_group, user=membership.user, acting_user=request.user)
+        for membership in formset.deleted_objects:
+            standing_member_remove(membership, acting_user=request.user)
 
-class ApprovalStageInline(admin.TabularInline):
+
+class ApprovalStageInline(SecurityAdminEditableInline):
     model = ApprovalStage
     extra = 0
 

@@ -394,3 +394,16 @@ def standing_member_add(security_group: SecurityGroup, *, user: Any, acting_user
                 data={"group": security_group.name, "user": user.username},
             )
     return membership
+
+
+def standing_member_remove(membership: StandingMembership, *, acting_user: Any | None) -> None:
+    with transaction.atomic():
+        group, user = membership.security_group, membership.user
+        membership.delete()
+        audit_record(
+            "security_group.member_removed",
+            actor=acting_user,
+            target_type="security_group",
+            target_id=group.pk,
+            data={"group": group.name, "user": user.username},
+        )

@@ -9,8 +9,8 @@ from django.contrib import admin
 from jitaccess.roles import can_read_everything, is_security_admin
 
 
-class SecurityAdminEditable(admin.ModelAdmin):
-    """Configuration: security admins edit; auditors look."""
+class SecurityAdminPermissions:
+    """Configuration: security admins edit; auditors look. For model admins and their inlines."""
 
     def has_module_permission(self, request: Any) -> bool:
         return can_read_everything(request.user)
@@ -25,6 +25,14 @@ class SecurityAdminEditable(admin.ModelAdmin):
 
     def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
         return self.has_add_permission(request, obj)
+
+
+class SecurityAdminEditable(SecurityAdminPermissions, admin.ModelAdmin):
+    pass
+
+
+class SecurityAdminEditableInline(SecurityAdminPermissions, admin.TabularInline):
+    pass
 
 
 class ReadOnlyRecord(admin.ModelAdmin):
