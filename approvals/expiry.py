@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 
 from approvals.models import AccessRequest, Grant, GrantCredential, GrantState, RequestState
 from jitaccess import clock
@@ -63,43 +65,50 @@ def grant_expire(grant_id: int) -> float | None:
         return None
 
 
-def expiry_sweep() -> dict[str, int]:
-    """Expire every overdue grant and stale pending request. Safe to run concurrently:
-    rows another sweeper holds are skipped, and each row is re-checked under its lock."""
-    expired_grants = 0
+def request_expire_locked(request: AccessRequest, *, now: Any) -> None:
+    """Flip a locked pending request whose TTL has passed to expired."""
+    request.state = RequestState.EXPIRED
+    request.decided_at = now
+    request.open_stage_group = ""
+    request.save(update_fields=["state", "decided_at", "open_stage_group"])
+    audit_record(
+        "request.expired",
+        target_type="access_request",
+        target_id=request.pk,
+        data={"pending_expires_at": request.pending_expires_at.isoformat()},
+    )
+
+
+def _sweep(overdue: Callable[[Any], QuerySet], expire_locked: Callable[..., None]) -> int:
+    """Expire overdue rows in batches, one transaction each. Rows another sweeper holds are
+    skipped (``skip_locked``), so concurrent sweeps never expire a row twice."""
+    total = 0
     while True:
         with transaction.atomic():
             now = clock.now()
-            batch = list(
-                Grant.objects.select_for_update(skip_locked=True)
-                .filter(state=GrantState.ACTIVE, expires_at__lte=now)
-                .order_by("expires_at")[:SWEEP_BATCH]
-            )
-            for grant in batch:
-                grant_expire_locked(grant, now=now)
-        expired_grants += len(batch)
+            batch = list(overdue(now).select_for_update(skip_locked=True)[:SWEEP_BATCH])
+            for row in batch:
+                expire_locked(row, now=now)
+        total += len(batch)
         if len(batch) < SWEEP_BATCH:
-            break
+            return total
 
-    from approvals.services import _request_expire_locked
 
-    expired_requests = 0
-    while True:
-        with transaction.atomic():
-            now = clock.now()
-            stale = list(
-                AccessRequest.objects.select_for_update(skip_locked=True)
-                .filter(state=RequestState.PENDING, pending_expires_at__lte=now)
-                .order_by("pending_expires_at")[:SWEEP_BATCH]
-            )
-            for request in stale:
-                _request_expire_locked(request, now=now)
-        expired_requests += len(stale)
-        if len(stale) < SWEEP_BATCH:
-            break
-    if expired_grants or expired_requests:
-        logger.info("expiry sweep: %s grants, %s requests expired", expired_grants, expired_requests)
-    return {"grants": expired_grants, "requests": expired_requests}
+def expiry_sweep() -> dict[str, int]:
+    """The safety net: expire every overdue grant and stale pending request."""
+    grants = _sweep(
+        lambda now: Grant.objects.filter(state=GrantState.ACTIVE, expires_at__lte=now).order_by("expires_at"),
+        grant_expire_locked,
+    )
+    requests = _sweep(
+        lambda now: AccessRequest.objects.filter(state=RequestState.PENDING, pending_expires_at__lte=now).order_by(
+            "pending_expires_at"
+        ),
+        request_expire_locked,
+    )
+    if grants or requests:
+        logger.info("expiry sweep: %s grants, %s requests expired", grants, requests)
+    return {"grants": grants, "requests": requests}
 
 
 def _enqueue_after_commit(grant_id: int, eta: Any) -> None:

@@ -6,6 +6,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from jitaccess.accounts.models import HashedBearerToken
+
 
 class Purpose(models.TextChoices):
     DEBUGGING = "debugging"
@@ -202,18 +204,12 @@ class Grant(models.Model):
         return f"grant {self.pk} {self.user} → {self.security_group} ({self.state})"
 
 
-class GrantCredential(models.Model):
+class GrantCredential(HashedBearerToken):
     """The time-boxed bearer credential of a grant; stored only as a hash, shown once."""
 
     is_grant_credential = True  # tells the API's default permission to scope it
 
     grant = models.OneToOneField(Grant, on_delete=models.PROTECT, related_name="credential")
-    token_hash = models.CharField(max_length=64, unique=True)
-    prefix = models.CharField(max_length=16)
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"credential of grant {self.grant_id}"

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 
 from approvals import workflow
-from approvals.expiry import expiry_enqueue_if_due, grant_expire_locked
+from approvals.expiry import expiry_enqueue_if_due, grant_expire_locked, request_expire_locked
 from approvals.models import (
     AccessRequest,
     Decision,
@@ -118,30 +118,6 @@ def request_submit(
     return request
 
 
-def _request_expire_locked(request: AccessRequest, *, now: Any) -> None:
-    request.state = RequestState.EXPIRED
-    request.decided_at = now
-    request.open_stage_group = ""
-    request.save(update_fields=["state", "decided_at", "open_stage_group"])
-    audit_record(
-        "request.expired",
-        target_type="access_request",
-        target_id=request.pk,
-        data={"pending_expires_at": request.pending_expires_at.isoformat()},
-    )
-
-
-def request_expire_if_stale(request_id: int) -> bool:
-    """Expire a pending request whose TTL has passed. Idempotent; True if this call expired it."""
-    with transaction.atomic():
-        request = AccessRequest.objects.select_for_update().get(pk=request_id)
-        now = clock.now()
-        if request.state != RequestState.PENDING or now < request.pending_expires_at:
-            return False
-        _request_expire_locked(request, now=now)
-        return True
-
-
 def _decision_refusal(
     request: AccessRequest, *, approver: Any, stage: int | None, digest: str | None, now: Any
 ) -> DomainError | None:
@@ -197,7 +173,7 @@ def request_decide(
         refusal = _decision_refusal(request, approver=approver, stage=stage, digest=digest, now=now)
         if refusal is not None:
             if refusal.code == "request_expired":
-                _request_expire_locked(request, now=now)
+                request_expire_locked(request, now=now)
             audit_record(
                 f"decision.refused.{refusal.code}",
                 actor=approver,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from approvals.models import DecisionKind, GrantState, RequestState
+from jitaccess.canonical import canonical_sha256
 
 REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
     RequestState.PENDING: frozenset(
@@ -77,8 +76,7 @@ def request_digest(
         "created_at": created_at,
         "policy": snapshot,
     }
-    encoded = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    return canonical_sha256(body)
 
 
 def snapshot_stage(snapshot: dict[str, Any], order: int) -> dict[str, Any]:

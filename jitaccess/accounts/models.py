@@ -16,17 +16,25 @@ class User(AbstractUser):
     )
 
 
-class ApiToken(models.Model):
-    """A personal API token. Only its SHA-256 is stored; the token itself is shown once."""
+class HashedBearerToken(models.Model):
+    """A bearer secret stored only as its SHA-256, with its own end of life."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     token_hash = models.CharField(max_length=64, unique=True)
-    # The first characters, so a user can tell tokens apart without the token being stored.
-    prefix = models.CharField(max_length=12)
+    # The first characters, so people can tell tokens apart without the token being stored.
+    prefix = models.CharField(max_length=16)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class ApiToken(HashedBearerToken):
+    """A personal API token; shown once, then only its hash is kept."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
 
     class Meta:
         indexes = [models.Index(fields=["user", "expires_at"])]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any
+
+from jitaccess.canonical import canonical_sha256
 
 GENESIS_HASH = "0" * 64
 
@@ -47,8 +47,7 @@ def event_hash(
         "data": data,
         "prev_hash": prev_hash,
     }
-    encoded = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    return canonical_sha256(body)
 
 
 def hash_of_row(row: Any) -> str:

@@ -48,16 +48,20 @@ def test_auditors_view_policies_but_only_security_admins_edit_them(client, staff
     assert client.get("/admin/approvals/entitlement/add/").status_code == 200
 
 
-def test_the_admin_refuses_a_person_as_standing_member(client, staff, security_group):
-    client.force_login(staff["secadmin"])
+def add_standing_member(client, group, user):
     form = {
-        "name": security_group.name,
+        "name": group.name,
         "description": "",
         "standing-TOTAL_FORMS": "1",
         "standing-INITIAL_FORMS": "0",
-        "standing-0-user": str(staff["admin2"].pk),
+        "standing-0-user": str(user.pk),
     }
-    response = client.post(f"/admin/approvals/securitygroup/{security_group.pk}/change/", form)
+    return client.post(f"/admin/approvals/securitygroup/{group.pk}/change/", form)
+
+
+def test_the_admin_refuses_a_person_as_standing_member(client, staff, security_group):
+    client.force_login(staff["secadmin"])
+    response = add_standing_member(client, security_group, staff["admin2"])
     assert not StandingMembership.objects.filter(user=staff["admin2"]).exists()
     assert response.status_code == 200
     assert b"Only service accounts may be standing members" in response.content
@@ -66,14 +70,7 @@ def test_the_admin_refuses_a_person_as_standing_member(client, staff, security_g
 
 def test_standing_members_added_in_the_admin_are_audited(client, staff, security_group):
     client.force_login(staff["secadmin"])
-    form = {
-        "name": security_group.name,
-        "description": "",
-        "standing-TOTAL_FORMS": "1",
-        "standing-INITIAL_FORMS": "0",
-        "standing-0-user": str(staff["svc"].pk),
-    }
-    assert client.post(f"/admin/approvals/securitygroup/{security_group.pk}/change/", form).status_code == 302
+    assert add_standing_member(client, security_group, staff["svc"]).status_code == 302
     assert StandingMembership.objects.filter(user=staff["svc"], security_group=security_group).exists()
     event = AuditEvent.objects.get(action="security_group.member_added")
     assert event.actor == staff["secadmin"]

@@ -104,7 +104,7 @@ class Migration(migrations.Migration):
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("token_hash", models.CharField(max_length=64, unique=True)),
-                ("prefix", models.CharField(max_length=12)),
+                ("prefix", models.CharField(max_length=16)),
                 ("created_at", models.DateTimeField()),
                 ("expires_at", models.DateTimeField()),
                 ("revoked_at", models.DateTimeField(blank=True, null=True)),
