@@ -106,7 +106,7 @@ def requests_awaiting(user: Any) -> QuerySet[AccessRequest]:
     """Pending requests whose open stage this user may decide now."""
     return (
         AccessRequest.objects.select_related("requester", "entitlement")
-        .filter(state=RequestState.PENDING, open_stage_group__in=group_names(user))
+        .filter(state=RequestState.PENDING, open_stage_group__in=group_names(user), pending_expires_at__gt=clock.now())
         .exclude(requester=user)
         .exclude(pk__in=Decision.objects.filter(approver=user).values("request_id"))
     )

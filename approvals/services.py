@@ -269,13 +269,20 @@ def request_withdraw(request: AccessRequest, *, acting_user: Any) -> AccessReque
             raise NotAllowed("Only the requester may withdraw a request.", code="not_requester")
         if request.state == RequestState.WITHDRAWN:
             return request  # repeating a transition is a no-op
+        now = clock.now()
+        if request.state == RequestState.PENDING and now >= request.pending_expires_at:
+            request_expire_locked(request, now=now)  # committed before the 409 below
         if request.state != RequestState.PENDING:
-            raise Conflict(f"The request is {request.state}; it can no longer be withdrawn.", code="not_pending")
-        request.state = RequestState.WITHDRAWN
-        request.decided_at = clock.now()
-        request.open_stage_group = ""
-        request.save(update_fields=["state", "decided_at", "open_stage_group"])
-        audit_record("request.withdrawn", actor=acting_user, target_type="access_request", target_id=request.pk)
+            conflict = Conflict(f"The request is {request.state}; it can no longer be withdrawn.", code="not_pending")
+        else:
+            conflict = None
+            request.state = RequestState.WITHDRAWN
+            request.decided_at = now
+            request.open_stage_group = ""
+            request.save(update_fields=["state", "decided_at", "open_stage_group"])
+            audit_record("request.withdrawn", actor=acting_user, target_type="access_request", target_id=request.pk)
+    if conflict is not None:
+        raise conflict
     return request
 
 

@@ -10,7 +10,7 @@ from jitaccess import clock
 
 
 class AccessRequestFilter(django_filters.FilterSet):
-    state = django_filters.ChoiceFilter(choices=RequestState.choices)
+    state = django_filters.ChoiceFilter(choices=RequestState.choices, method="filter_state")
     entitlement = django_filters.CharFilter(field_name="entitlement__slug")
     requester = django_filters.CharFilter(field_name="requester__username")
     # Validated here; the view swaps the base queryset for the caller's inbox.
@@ -18,6 +18,17 @@ class AccessRequestFilter(django_filters.FilterSet):
 
     def keep(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
         return queryset
+
+    def filter_state(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        # The state a reader sees: a pending request past its TTL counts as expired.
+        now = clock.now()
+        if value == RequestState.PENDING:
+            return queryset.filter(state=RequestState.PENDING, pending_expires_at__gt=now)
+        if value == RequestState.EXPIRED:
+            return queryset.filter(
+                Q(state=RequestState.EXPIRED) | Q(state=RequestState.PENDING, pending_expires_at__lte=now)
+            )
+        return queryset.filter(state=value)
 
 
 class GrantFilter(django_filters.FilterSet):

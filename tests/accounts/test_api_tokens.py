@@ -1,0 +1,161 @@
+"""Personal API tokens through the public surface: /api/v1/auth/token/ and Bearer authentication."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.utils.dateparse import parse_datetime
+from rest_framework.test import APIClient
+
+from jitaccess import clock
+from jitaccess.accounts.models import ApiToken
+from jitaccess.audit.models import AuditEvent
+from jitaccess.tokens import token_digest
+
+TOKEN_URL = "/api/v1/auth/token/"
+CURRENT_URL = "/api/v1/auth/token/current/"
+PROBE_URL = "/api/v1/requests/"
+
+
+def sign_in(username: str, password: str) -> Any:
+    return APIClient().post(TOKEN_URL, {"username": username, "password": password}, format="json")
+
+
+def bearer(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def token_for(username: str) -> str:
+    response = sign_in(username, "pw-" + username)
+    assert response.status_code == 201, response.content
+    return response.json()["token"]
+
+
+def test_it_issues_a_token_that_works_as_bearer(cast):
+    before = clock.now()
+    response = sign_in("requester", "pw-requester")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"token", "expires_at"}
+    expires_at = parse_datetime(body["expires_at"])
+    lifetime = timedelta(seconds=settings.JIT_API_TOKEN_SECONDS)
+    assert before + lifetime <= expires_at <= clock.now() + lifetime
+
+    record = ApiToken.objects.get()
+    assert record.user == cast["requester"]
+    assert record.token_hash == token_digest(body["token"])
+    assert record.expires_at == expires_at
+    assert AuditEvent.objects.filter(action="auth.token_issued", actor=cast["requester"]).count() == 1
+
+    probe = bearer(body["token"]).get(PROBE_URL)
+    assert probe.status_code == 200
+    record.refresh_from_db()
+    assert record.last_used_at is not None
+
+
+def test_it_stores_the_token_only_hashed(cast):
+    token = token_for("requester")
+    token_rows = [str(row) for row in ApiToken.objects.values()]
+    audit_rows = [str(row) for row in AuditEvent.objects.values()]
+    assert token_rows and audit_rows
+    assert not [row for row in token_rows + audit_rows if token in row]
+    # The stored prefix is short enough to tell tokens apart, far too short to use.
+    assert len(ApiToken.objects.get().prefix) < len(token) // 2
+
+
+@pytest.mark.parametrize(
+    "username, password",
+    [("requester", "wrong-password"), ("nobody-by-that-name", "pw-requester")],
+    ids=["wrong password", "unknown user"],
+)
+def test_it_refuses_bad_credentials_with_one_answer_and_audits_them(cast, username, password):
+    response = sign_in(username, password)
+    reference = sign_in("admin2", "another-wrong-password")
+
+    assert response.status_code == 401
+    assert response.json() == reference.json()
+    assert response.json()["detail"]
+    assert "WWW-Authenticate" in response
+    assert not ApiToken.objects.exists()
+    failed = AuditEvent.objects.filter(action="auth.login_failed", target_id=username)
+    assert failed.count() == 1
+    assert failed.get().outcome == "denied"
+
+
+def test_it_refuses_an_inactive_user(cast):
+    cast["requester"].is_active = False
+    cast["requester"].save()
+    assert sign_in("requester", "pw-requester").status_code == 401
+    assert not ApiToken.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body, missing",
+    [
+        ({"username": "requester"}, {"password"}),
+        ({"password": "pw-requester"}, {"username"}),
+        ({}, {"username", "password"}),
+    ],
+    ids=["no password", "no username", "empty body"],
+)
+def test_it_names_the_missing_sign_in_fields(cast, body, missing):
+    response = APIClient().post(TOKEN_URL, body, format="json")
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == missing
+    assert not ApiToken.objects.exists()
+
+
+def test_it_refuses_unknown_sign_in_fields(cast):
+    response = APIClient().post(
+        TOKEN_URL, {"username": "requester", "password": "pw-requester", "scope": "admin"}, format="json"
+    )
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"scope"}
+    assert not ApiToken.objects.exists()
+
+
+def test_it_refuses_an_expired_token(cast):
+    token = token_for("requester")
+    assert bearer(token).get(PROBE_URL).status_code == 200
+    ApiToken.objects.update(expires_at=clock.now() - timedelta(seconds=1))
+    response = bearer(token).get(PROBE_URL)
+    assert response.status_code == 401
+    assert response.json()["code"] == "authentication_failed"
+
+
+def test_it_refuses_the_token_of_a_deactivated_user(cast):
+    token = token_for("requester")
+    cast["requester"].is_active = False
+    cast["requester"].save()
+    assert bearer(token).get(PROBE_URL).status_code == 401
+
+
+def test_it_refuses_an_unknown_token(cast):
+    assert bearer("jit_not-a-real-token").get(PROBE_URL).status_code == 401
+    assert bearer("jitg_not-a-real-credential").get(PROBE_URL).status_code == 401
+
+
+def test_it_revokes_the_current_token(cast):
+    token = token_for("requester")
+    other = token_for("requester")
+
+    response = bearer(token).delete(CURRENT_URL)
+
+    assert response.status_code == 204
+    revoked = ApiToken.objects.get(token_hash=token_digest(token))
+    assert revoked.revoked_at is not None
+    assert AuditEvent.objects.filter(action="auth.token_revoked", target_id=str(revoked.pk)).count() == 1
+    assert bearer(token).get(PROBE_URL).status_code == 401
+    assert bearer(token).delete(CURRENT_URL).status_code == 401
+    # Only the token the call was made with.
+    assert bearer(other).get(PROBE_URL).status_code == 200
+
+
+def test_it_needs_a_token_to_revoke_the_current_one(cast):
+    assert APIClient().delete(CURRENT_URL).status_code == 401
