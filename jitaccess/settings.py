@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "auditlog",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "jitaccess.accounts",
     "jitaccess.audit",
     "approvals",

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django_otp import devices_for_user
 
 from jitaccess import clock
 from jitaccess.accounts.models import ApiToken
@@ -47,6 +48,15 @@ def api_token_revoke(token: ApiToken, *, acting_user: Any) -> ApiToken:
             token.save(update_fields=["revoked_at"])
             audit_record("auth.token_revoked", actor=acting_user, target_type="api_token", target_id=token.pk)
     return token
+
+
+def second_factor_problem(user: Any, otp: str) -> bool:
+    """True when the user has a confirmed TOTP device and ``otp`` does not match it."""
+    devices = list(devices_for_user(user, confirmed=True))
+    if not devices:
+        return False
+    # verify_token records the last used time step, so a code cannot be replayed.
+    return not otp or not any(device.verify_token(otp) for device in devices)
 
 
 def login_failed_record(*, username: str) -> None:

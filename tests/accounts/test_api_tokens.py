@@ -159,3 +159,31 @@ def test_it_revokes_the_current_token(cast):
 
 def test_it_needs_a_token_to_revoke_the_current_one(cast):
     assert APIClient().delete(CURRENT_URL).status_code == 401
+
+
+# --- second factor ------------------------------------------------------------------------------
+
+
+def totp_now(device) -> str:
+    from django_otp.oath import TOTP
+
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    return f"{totp.token():0{device.digits}d}"
+
+
+def test_it_requires_the_otp_of_a_user_with_a_totp_device(db, api):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from jitaccess.audit.models import AuditEvent
+    from tests.conftest import make_user
+
+    user = make_user("with-otp")
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    body = {"username": "with-otp", "password": "pw-with-otp"}
+    missing = api.post("/api/v1/auth/token/", body, format="json")
+    assert missing.status_code == 401 and missing.json()["code"] == "otp_required"
+    good = api.post("/api/v1/auth/token/", {**body, "otp": totp_now(device)}, format="json")
+    assert good.status_code == 201, good.json()
+    replay = api.post("/api/v1/auth/token/", {**body, "otp": totp_now(device)}, format="json")
+    assert replay.status_code == 401
+    assert AuditEvent.objects.filter(action="auth.login_failed").count() == 2

@@ -11,7 +11,12 @@ from rest_framework.views import APIView
 
 from jitaccess.accounts.api.serializers import TokenRequestSerializer, TokenSerializer
 from jitaccess.accounts.models import ApiToken
-from jitaccess.accounts.services import api_token_create, api_token_revoke, login_failed_record
+from jitaccess.accounts.services import (
+    api_token_create,
+    api_token_revoke,
+    login_failed_record,
+    second_factor_problem,
+)
 
 
 class TokenView(APIView):
@@ -32,6 +37,9 @@ class TokenView(APIView):
             login_failed_record(username=username)
             # The same answer whether or not the user exists.
             raise exceptions.AuthenticationFailed("Invalid username or password.")
+        if second_factor_problem(user, serializer.validated_data.get("otp", "")):
+            login_failed_record(username=username)
+            raise exceptions.AuthenticationFailed("A valid one-time code (otp) is required.", code="otp_required")
         token, record = api_token_create(user=user)
         return Response(TokenSerializer({"token": token, "expires_at": record.expires_at}).data, status=201)
 
