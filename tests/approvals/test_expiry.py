@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from approvals import expiry, selectors, services
 from approvals.models import AccessRequest, Grant, GrantCredential, GrantState, RequestState
 from jitaccess import clock
 from jitaccess.audit.models import AuditEvent
+from jitaccess.celery import app
 from tests.conftest import approve_through, submit
 from tests.worker import celery_processes, wait_for
 
@@ -106,3 +108,32 @@ def test_after_a_worker_outage_every_overdue_grant_expires_once(cast, entitlemen
         time.sleep(2.5)  # one more sweep interval: nothing may be expired twice
     for grant in grants:
         assert expired_events(grant) == 1
+
+
+@contextmanager
+def broker_unreachable():
+    """Point the app at a port where no broker listens, as when Redis is down."""
+    saved = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:9/0"
+    app._pool = None
+    app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        app.conf.broker_url = saved
+        app._pool = None
+        app.amqp._producer_pool = None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_approval_commits_while_the_broker_is_down_and_the_sweep_expires_it(cast, entitlement, caplog):
+    request = approve_through(submit(cast["requester"], entitlement, duration_seconds=1), cast["legal1a"])
+    with broker_unreachable():
+        request = services.request_decide(request, approver=cast["legal2"], decision="approve")
+    grant = Grant.objects.get(request=request)
+    assert grant.state == GrantState.ACTIVE  # the approval committed; only the task was lost
+    assert f"could not enqueue expiry of grant {grant.pk}" in caplog.text
+    time.sleep(1.1)
+    assert not selectors.has_access(cast["requester"], entitlement.security_group)
+    assert expiry.expiry_sweep()["grants"] == 1
+    assert expired_events(grant) == 1
