@@ -20,7 +20,7 @@ from tests.threads import run_concurrently
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 APPROVERS = 16
-ROUNDS = 10
+ROUNDS = 30
 
 
 @pytest.fixture
