@@ -113,6 +113,8 @@ class AccessRequest(models.Model):
 
     requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="access_requests")
     entitlement = models.ForeignKey(Entitlement, on_delete=models.PROTECT, related_name="requests")
+    # The group the approvers sign for, fixed at submission like the rest of the policy.
+    security_group = models.ForeignKey(SecurityGroup, on_delete=models.PROTECT, related_name="requests")
     purpose = models.CharField(max_length=32, choices=Purpose.choices)
     justification = models.TextField()
     ticket = models.CharField(max_length=200, blank=True)
@@ -122,6 +124,9 @@ class AccessRequest(models.Model):
     current_stage = models.PositiveSmallIntegerField(null=True, blank=True)
     # The open stage's approver group name, kept beside current_stage so "awaiting me" is a query.
     open_stage_group = models.CharField(max_length=150, blank=True)
+    # "|legal-l1|legal-l2|": the snapshot's approver groups, so visibility follows the snapshot
+    # with a plain query on every database.
+    approver_groups = models.CharField(max_length=2000, blank=True)
     policy_snapshot = models.JSONField()
     digest = models.CharField(max_length=64)
     created_at = models.DateTimeField()

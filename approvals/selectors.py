@@ -86,13 +86,15 @@ def entitlements_visible_to(user: Any) -> QuerySet[Entitlement]:
 
 
 def requests_visible_to(user: Any) -> QuerySet[AccessRequest]:
-    """Own requests; requests whose entitlement the user approves for; all for auditors."""
-    qs = AccessRequest.objects.select_related("requester", "entitlement")
+    """Own requests; requests whose frozen policy names one of the user's groups as approvers, or
+    that the user decided; everything for auditors and security admins."""
+    qs = AccessRequest.objects.select_related("requester", "entitlement", "security_group")
     if can_read_everything(user):
         return qs
-    groups = group_names(user)
-    approvable = Entitlement.objects.filter(stages__approver_group__name__in=groups).values("pk")
-    return qs.filter(Q(requester=user) | Q(entitlement__in=approvable))
+    visible = Q(requester=user) | Q(pk__in=Decision.objects.filter(approver=user).values("request_id"))
+    for group in group_names(user):
+        visible |= Q(approver_groups__contains=f"|{group}|")
+    return qs.filter(visible)
 
 
 def requests_for_list(user: Any) -> QuerySet[AccessRequest]:
@@ -103,13 +105,43 @@ def requests_for_list(user: Any) -> QuerySet[AccessRequest]:
 
 
 def requests_awaiting(user: Any) -> QuerySet[AccessRequest]:
-    """Pending requests whose open stage this user may decide now."""
+    """Requests whose open stage this user may decide now."""
     return (
-        AccessRequest.objects.select_related("requester", "entitlement")
-        .filter(state=RequestState.PENDING, open_stage_group__in=group_names(user), pending_expires_at__gt=clock.now())
+        requests_in_state(
+            AccessRequest.objects.select_related("requester", "entitlement", "security_group"),
+            RequestState.PENDING,
+            at=clock.now(),
+        )
+        .filter(open_stage_group__in=group_names(user))
         .exclude(requester=user)
         .exclude(pk__in=Decision.objects.filter(approver=user).values("request_id"))
     )
+
+
+# --- time-based truth at read time --------------------------------------------------------------
+
+
+def request_effective_state(request: AccessRequest, *, at: datetime) -> str:
+    """A pending request past its TTL reads expired, whether or not the sweep has run."""
+    if request.state == RequestState.PENDING and at >= request.pending_expires_at:
+        return RequestState.EXPIRED
+    return request.state
+
+
+def requests_in_state(qs: QuerySet[AccessRequest], state: str, *, at: datetime) -> QuerySet[AccessRequest]:
+    if state == RequestState.PENDING:
+        return qs.filter(state=RequestState.PENDING, pending_expires_at__gt=at)
+    if state == RequestState.EXPIRED:
+        return qs.filter(Q(state=RequestState.EXPIRED) | Q(state=RequestState.PENDING, pending_expires_at__lte=at))
+    return qs.filter(state=state)
+
+
+def grants_in_state(qs: QuerySet[Grant], state: str, *, at: datetime) -> QuerySet[Grant]:
+    if state == GrantState.ACTIVE:
+        return qs.filter(state=GrantState.ACTIVE, expires_at__gt=at)
+    if state == GrantState.EXPIRED:
+        return qs.filter(Q(state=GrantState.EXPIRED) | Q(state=GrantState.ACTIVE, expires_at__lte=at))
+    return qs.filter(state=state)
 
 
 def grants_visible_to(user: Any) -> QuerySet[Grant]:

@@ -79,6 +79,7 @@ def request_submit(
         request = AccessRequest.objects.create(
             requester=requester,
             entitlement=entitlement,
+            security_group=entitlement.security_group,
             purpose=purpose,
             justification=justification,
             ticket=ticket,
@@ -86,21 +87,13 @@ def request_submit(
             state=RequestState.PENDING,
             current_stage=first["order"],
             open_stage_group=first["approver_group"],
+            approver_groups=workflow.approver_groups_key(snapshot),
             policy_snapshot=snapshot,
             digest="",
             created_at=now,
             pending_expires_at=now + timedelta(seconds=entitlement.pending_ttl_seconds),
         )
-        request.digest = workflow.request_digest(
-            request_id=request.pk,
-            requester=requester.username,
-            purpose=purpose,
-            justification=justification,
-            ticket=ticket,
-            duration_seconds=duration_seconds,
-            created_at=now.isoformat(),
-            snapshot=snapshot,
-        )
+        request.digest = workflow.request_digest(request)
         request.save(update_fields=["digest"])
         audit_record(
             "request.submitted",
@@ -141,6 +134,9 @@ def _decision_refusal(
             f"Stage {stage} is not the open stage (the open stage is {request.current_stage}).",
             code="stage_mismatch",
         )
+    if workflow.request_digest(request) != request.digest:
+        # The stored content no longer hashes to what earlier approvers signed.
+        return Conflict("The request content does not match its digest.", code="digest_invalid")
     if digest is not None and digest != request.digest:
         return Conflict("The request changed from the version you reviewed.", code="digest_mismatch")
     return None
@@ -162,8 +158,6 @@ def request_decide(
     comment = (comment or "").strip()
     if decision not in DecisionKind.values:
         raise InvalidInput("decision", "Must be approve or deny.")
-    if decision == DecisionKind.DENY and not comment:
-        raise InvalidInput("comment", "A comment is required to deny a request.")
 
     with transaction.atomic():
         # The row lock serialises every decision on this request: concurrent approvals of one
@@ -182,6 +176,9 @@ def request_decide(
                 target_id=request.pk,
                 data={"decision": decision, "stage": stage, "open_stage": request.current_stage},
             )
+        elif decision == DecisionKind.DENY and not comment:
+            # Checked after the refusals, so a self-denial is a refused, audited 403, not a 400.
+            refusal = InvalidInput("comment", "A comment is required to deny a request.")
         else:
             _decision_apply(request, approver=approver, decision=decision, comment=comment, now=now)
     if refusal is not None:
@@ -241,7 +238,7 @@ def _grant_issue(request: AccessRequest, *, now: Any) -> Grant:
     grant = Grant.objects.create(
         request=request,
         user_id=request.requester_id,
-        security_group=request.entitlement.security_group,
+        security_group=request.security_group,
         entitlement=request.entitlement,
         starts_at=now,
         expires_at=now + timedelta(seconds=request.duration_seconds),

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from approvals.models import DecisionKind, GrantState, RequestState
-from jitaccess.canonical import canonical_sha256
+from jitaccess.canonical import canonical_sha256, canonical_time
 
 REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
     RequestState.PENDING: frozenset(
@@ -54,29 +54,28 @@ def policy_snapshot(entitlement: Any, stages: Iterable[Any]) -> dict[str, Any]:
     }
 
 
-def request_digest(
-    *,
-    request_id: int,
-    requester: str,
-    purpose: str,
-    justification: str,
-    ticket: str,
-    duration_seconds: int,
-    created_at: str,
-    snapshot: dict[str, Any],
-) -> str:
-    """SHA-256 of the canonical request content: what an approver signs."""
+def request_digest(request: Any) -> str:
+    """SHA-256 of the canonical request content: what an approver signs.
+
+    Computed from the stored row, so it is recomputed at every decision and a row edited
+    behind the application's back no longer matches what was signed.
+    """
     body = {
-        "id": request_id,
-        "requester": requester,
-        "purpose": purpose,
-        "justification": justification,
-        "ticket": ticket,
-        "duration_seconds": duration_seconds,
-        "created_at": created_at,
-        "policy": snapshot,
+        "id": request.pk,
+        "requester_id": request.requester_id,
+        "security_group_id": request.security_group_id,
+        "purpose": request.purpose,
+        "justification": request.justification,
+        "ticket": request.ticket,
+        "duration_seconds": request.duration_seconds,
+        "created_at": canonical_time(request.created_at),
+        "policy": request.policy_snapshot,
     }
     return canonical_sha256(body)
+
+
+def approver_groups_key(snapshot: dict[str, Any]) -> str:
+    return "|" + "|".join(sorted({stage["approver_group"] for stage in snapshot["stages"]})) + "|"
 
 
 def snapshot_stage(snapshot: dict[str, Any], order: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from approvals import workflow
 from approvals.models import AccessRequest, Entitlement, Grant, Purpose, RequestState
-from approvals.selectors import grant_effective_state
+from approvals.selectors import grant_effective_state, request_effective_state
 from jitaccess.serializers import StrictInputSerializer
 
 
@@ -132,10 +132,7 @@ class AccessRequestSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ChoiceField(choices=RequestState.values))
     def get_state(self, request: AccessRequest) -> str:
-        # Time-based truth at read time: a pending request past its TTL reads expired.
-        if request.state == RequestState.PENDING and self.context["now"] >= request.pending_expires_at:
-            return RequestState.EXPIRED
-        return request.state
+        return request_effective_state(request, at=self.context["now"])
 
     @extend_schema_field(RequestStageSerializer(many=True))
     def get_stages(self, request: AccessRequest) -> list[dict[str, Any]]:

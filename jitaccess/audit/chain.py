@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from jitaccess.canonical import canonical_sha256
+from jitaccess.canonical import canonical_sha256, canonical_time
 
 GENESIS_HASH = "0" * 64
-
-
-def canonical_time(value: datetime) -> str:
-    # Integer microseconds in UTC: exactly what PostgreSQL and SQLite store, so a row read
-    # back hashes the same as the row written.
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def event_hash(
