@@ -185,7 +185,13 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "jitaccess.api_errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"auth-token": env_str("JIT_TOKEN_THROTTLE", "10/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "auth-token": env_str("JIT_TOKEN_THROTTLE", "10/min"),
+        "auth-token-user": env_str("JIT_TOKEN_USER_THROTTLE", "5/min"),
+    },
+    # Proxies in front of the app whose X-Forwarded-For may be believed; 0 trusts none, so a
+    # client cannot pick its own throttling identity.
+    "NUM_PROXIES": env_int("JIT_TRUSTED_PROXIES", 0, minimum=0),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {

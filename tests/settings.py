@@ -11,6 +11,7 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/jitacc
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("JIT_MIN_GRANT_SECONDS", "1")
 os.environ.setdefault("JIT_TOKEN_THROTTLE", "10000/min")
+os.environ.setdefault("JIT_TOKEN_USER_THROTTLE", "10000/min")
 os.environ.setdefault("JIT_DEMO_PASSWORD", "demo-password-for-tests")
 
 from jitaccess.settings import *  # noqa: E402,F403

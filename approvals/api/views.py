@@ -35,6 +35,7 @@ class ClockContextMixin:
 class EntitlementViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = EntitlementSerializer
     lookup_field = "slug"
+    lookup_value_regex = r"[-a-zA-Z0-9_]+"  # anything else is a 404 before it reaches the database
     pagination_class = None
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
@@ -72,7 +73,7 @@ class AccessRequestViewSet(
         responses={201: AccessRequestSerializer},
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = AccessRequestCreateSerializer(data=request.data)
+        serializer = AccessRequestCreateSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         created = services.request_submit(requester=request.user, **serializer.validated_data)
         return Response(self._render(created.pk), status=201)

@@ -181,9 +181,54 @@ def test_it_requires_the_otp_of_a_user_with_a_totp_device(db, api):
     device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
     body = {"username": "with-otp", "password": "pw-with-otp"}
     missing = api.post("/api/v1/auth/token/", body, format="json")
-    assert missing.status_code == 401 and missing.json()["code"] == "otp_required"
+    bad_password = api.post("/api/v1/auth/token/", {**body, "password": "wrong"}, format="json")
+    # A missing code answers exactly like a wrong password: nothing confirms the password.
+    assert missing.status_code == 401 and missing.json() == bad_password.json()
     good = api.post("/api/v1/auth/token/", {**body, "otp": totp_now(device)}, format="json")
     assert good.status_code == 201, good.json()
     replay = api.post("/api/v1/auth/token/", {**body, "otp": totp_now(device)}, format="json")
     assert replay.status_code == 401
-    assert AuditEvent.objects.filter(action="auth.login_failed").count() == 2
+    assert AuditEvent.objects.filter(action="auth.login_failed").count() == 3
+
+
+# --- throttling ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tight_throttles(monkeypatch):
+    from django.core.cache import cache
+    from rest_framework.throttling import ScopedRateThrottle
+
+    from jitaccess.accounts.api.throttling import UsernameRateThrottle
+
+    cache.clear()
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth-token": "3/min"})
+    monkeypatch.setattr(UsernameRateThrottle, "THROTTLE_RATES", {"auth-token-user": "2/min"})
+    yield
+    cache.clear()
+
+
+def test_a_spoofed_forwarded_for_does_not_escape_the_address_throttle(db, api, tight_throttles):
+    codes = [
+        api.post(
+            "/api/v1/auth/token/",
+            {"username": f"nobody{i}", "password": "x"},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{i}",
+        ).status_code
+        for i in range(4)
+    ]
+    assert codes == [401, 401, 401, 429]
+
+
+def test_guessing_one_account_is_throttled_whatever_the_address(db, api, tight_throttles):
+    codes = [
+        api.post(
+            "/api/v1/auth/token/",
+            {"username": "victim", "password": f"guess{i}"},
+            format="json",
+            REMOTE_ADDR=f"198.51.100.{i}",
+        ).status_code
+        for i in range(3)
+    ]
+    assert codes == [401, 401, 429]

@@ -298,12 +298,23 @@ def test_it_refuses_a_json_list_body_and_stores_nothing(cast, entitlement):
     assert not AccessRequest.objects.exists()
 
 
-@pytest.mark.parametrize("who", ["outsider", "legal1a", "auditor"])
+@pytest.mark.parametrize("who", ["legal1a", "auditor"])
 def test_it_refuses_a_request_from_outside_the_requester_group(cast, entitlement, who):
     response = post(cast[who], f"{API}/requests/", valid_body())
 
     assert response.status_code == 403
     assert response.json()["code"] == "not_in_requester_group"
+    assert not AccessRequest.objects.exists()
+
+
+def test_it_treats_an_entitlement_the_caller_cannot_see_as_unknown(cast, entitlement):
+    # The outsider may not even learn that the entitlement exists: same answer as a made-up slug.
+    response = post(cast["outsider"], f"{API}/requests/", valid_body())
+    made_up = post(cast["outsider"], f"{API}/requests/", valid_body(entitlement="no-such-thing"))
+
+    assert response.status_code == made_up.status_code == 400
+    assert "entitlement" in response.json()["errors"]
+    assert response.json()["code"] == made_up.json()["code"]
     assert not AccessRequest.objects.exists()
 
 
@@ -997,5 +1008,9 @@ def test_it_shows_the_outsider_nothing_and_lets_them_do_nothing(cast, world, met
         assert response.status_code == 200
         body = response.json()
         assert (body if isinstance(body, list) else body["results"]) == []
+    elif path.endswith("/requests/"):
+        # Submitting names an entitlement the outsider cannot see: it is refused as unknown.
+        assert response.status_code == 400, response.content
+        assert "entitlement" in response.json()["errors"]
     else:
         assert response.status_code in (403, 404), response.content

@@ -10,6 +10,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from jitaccess.accounts.api.serializers import TokenRequestSerializer, TokenSerializer
+from jitaccess.accounts.api.throttling import UsernameRateThrottle
 from jitaccess.accounts.models import ApiToken
 from jitaccess.accounts.services import (
     api_token_create,
@@ -24,7 +25,7 @@ class TokenView(APIView):
 
     permission_classes = [AllowAny]  # explicitly open: this is how one signs in
     authentication_classes: list = []
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedRateThrottle, UsernameRateThrottle]
     throttle_scope = "auth-token"
 
     @extend_schema(request=TokenRequestSerializer, responses={201: TokenSerializer}, auth=[])
@@ -33,13 +34,11 @@ class TokenView(APIView):
         serializer.is_valid(raise_exception=True)
         username = serializer.validated_data["username"]
         user = authenticate(request._request, username=username, password=serializer.validated_data["password"])
-        if user is None:
+        if user is None or second_factor_problem(user, serializer.validated_data.get("otp", "")):
             login_failed_record(username=username)
-            # The same answer whether or not the user exists.
-            raise exceptions.AuthenticationFailed("Invalid username or password.")
-        if second_factor_problem(user, serializer.validated_data.get("otp", "")):
-            login_failed_record(username=username)
-            raise exceptions.AuthenticationFailed("A valid one-time code (otp) is required.", code="otp_required")
+            # One answer for an unknown user, a wrong password and a missing or wrong one-time
+            # code: the response must not confirm that the password was right.
+            raise exceptions.AuthenticationFailed("Invalid username, password or one-time code (otp).")
         token, record = api_token_create(user=user)
         return Response(TokenSerializer({"token": token, "expires_at": record.expires_at}).data, status=201)
 

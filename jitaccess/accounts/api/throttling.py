@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.throttling import SimpleRateThrottle
+
+
+class UsernameRateThrottle(SimpleRateThrottle):
+    """Limits sign-in attempts per username, whatever address they come from, so password
+    guessing against one account cannot be spread across many clients."""
+
+    scope = "auth-token-user"
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        username = request.data.get("username") if hasattr(request.data, "get") else None
+        if not isinstance(username, str) or not username:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": username.strip().lower()[:150]}
