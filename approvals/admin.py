@@ -16,6 +16,7 @@ from approvals.models import (
     StandingMembership,
 )
 from approvals.services import standing_member_add, standing_member_problem, standing_member_remove
+from approvals.workflow import reserved_group_problem
 from jitaccess.admin_access import ReadOnlyRecord, SecurityAdminEditable, SecurityAdminEditableInline
 
 
@@ -37,6 +38,11 @@ class StandingMembershipInline(SecurityAdminEditableInline):
     form = StandingMembershipForm
     extra = 0
 
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        # Add and remove only: re-pointing a row at another user would skip the service that
+        # checks for a service account and audits the change.
+        return False
+
 
 @admin.register(SecurityGroup)
 class SecurityGroupAdmin(SecurityAdminEditable):
@@ -53,8 +59,25 @@ class SecurityGroupAdmin(SecurityAdminEditable):
             standing_member_remove(membership, acting_user=request.user)
 
 
+def _group_not_reserved(group: Any) -> Any:
+    problem = reserved_group_problem(group.name) if group is not None else None
+    if problem:
+        raise forms.ValidationError(problem)
+    return group
+
+
+class ApprovalStageForm(forms.ModelForm):
+    class Meta:
+        model = ApprovalStage
+        fields = "__all__"
+
+    def clean_approver_group(self) -> Any:
+        return _group_not_reserved(self.cleaned_data.get("approver_group"))
+
+
 class ApprovalStageInline(SecurityAdminEditableInline):
     model = ApprovalStage
+    form = ApprovalStageForm
     extra = 0
 
 
@@ -64,6 +87,9 @@ class EntitlementForm(forms.ModelForm):
     class Meta:
         model = Entitlement
         fields = "__all__"
+
+    def clean_requester_group(self) -> Any:
+        return _group_not_reserved(self.cleaned_data.get("requester_group"))
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -7,6 +7,7 @@ from typing import Any
 
 from approvals.models import DecisionKind, GrantState, RequestState
 from jitaccess.canonical import canonical_sha256, canonical_time
+from jitaccess.roles import AUDITORS, SECURITY_ADMINS
 
 REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
     RequestState.PENDING: frozenset(
@@ -121,4 +122,16 @@ def duration_problem(duration_seconds: int, *, max_seconds: int, min_seconds: in
         return f"must be at least {min_seconds} seconds"
     if duration_seconds > max_seconds:
         return f"must be at most {max_seconds} seconds (the policy maximum)"
+    return None
+
+
+# Separation of duties: security admins write the policy and auditors must change nothing
+# (invariant 14), so neither role may be the group that requests or approves access.
+RESERVED_GROUPS = frozenset({SECURITY_ADMINS, AUDITORS})
+
+
+def reserved_group_problem(name: str) -> str | None:
+    """Why a group may not request or approve access, or None."""
+    if name in RESERVED_GROUPS:
+        return f"{name} is a reserved role group; it can neither request nor approve access."
     return None

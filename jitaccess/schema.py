@@ -1,5 +1,6 @@
 """OpenAPI descriptions of our authentication schemes (loaded by AccountsConfig.ready)."""
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -21,3 +22,9 @@ class GrantCredentialScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A grant's credential; only for revealing the secrets that grant opens.",
         }
+
+
+class SecondFactorSessionScheme(SessionScheme):
+    # drf-spectacular matches the exact class only; without this the cookie scheme would vanish
+    # from the contract.
+    target_class = "jitaccess.accounts.authentication.SecondFactorSessionAuthentication"

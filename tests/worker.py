@@ -26,7 +26,15 @@ def _test_database_url() -> str:
 
 
 @contextmanager
-def celery_processes(tmp_path: Path, *, beat: bool = False, extra_env: dict[str, str] | None = None) -> Iterator[None]:
+def celery_processes(
+    tmp_path: Path, *, beat: bool = False, purge: bool = True, extra_env: dict[str, str] | None = None
+) -> Iterator[None]:
+    """Start a worker (and beat) for the duration of the block.
+
+    ``purge`` empties the broker first, so tasks left over from earlier tests do not run against
+    this one's database; a test of delivery after an outage passes ``purge=False`` to keep the
+    tasks it queued while no worker ran.
+    """
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -38,7 +46,8 @@ def celery_processes(tmp_path: Path, *, beat: bool = False, extra_env: dict[str,
     cmd = [sys.executable, "-m", "celery", "-A", "jitaccess", "worker", "--pool=solo", "-l", "warning", "-n", hostname]
     if beat:
         cmd.append("--beat")
-    app.control.purge()
+    if purge:
+        app.control.purge()
     process = subprocess.Popen(cmd, cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 30

@@ -6,6 +6,7 @@ from rest_framework import authentication, exceptions
 
 from jitaccess import clock
 from jitaccess.accounts.models import ApiToken
+from jitaccess.accounts.permissions import second_factor_satisfied
 from jitaccess.tokens import token_digest
 
 
@@ -42,3 +43,17 @@ class BearerAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="api"'
+
+
+class SecondFactorSessionAuthentication(authentication.SessionAuthentication):
+    """DRF's session authentication, minus sessions that skipped the user's second factor.
+
+    Such a session (opened by a password-only form, or ``force_login``) counts as no
+    authentication at all, so the caller gets the same 401 / 403 as an anonymous one.
+    """
+
+    def authenticate(self, request: Any) -> tuple[Any, None] | None:
+        result = super().authenticate(request)
+        if result is None or not second_factor_satisfied(result[0]):
+            return None
+        return result

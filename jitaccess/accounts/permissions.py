@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django_otp import user_has_device
 from rest_framework.permissions import BasePermission
 
 
@@ -20,3 +21,15 @@ class IsAuthenticatedPerson(BasePermission):
         if getattr(request.auth, "is_grant_credential", False):
             return getattr(view, "accepts_grant_credential", False)
         return True
+
+
+def second_factor_satisfied(user: Any) -> bool:
+    """May this session user act? Users with a confirmed TOTP device only once a code verified this
+    session (django-otp's OTPMiddleware provides ``is_verified``); users without a device always.
+
+    Without the middleware there is no ``is_verified``, and a device owner is refused: fail closed.
+    """
+    is_verified = getattr(user, "is_verified", None)
+    if callable(is_verified) and is_verified():
+        return True
+    return not user_has_device(user, confirmed=True)

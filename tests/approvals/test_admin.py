@@ -6,8 +6,10 @@ import pytest
 from auditlog.models import LogEntry
 from django.contrib.auth.models import Group
 
-from approvals.models import Entitlement, StandingMembership
+from approvals.models import ApprovalStage, Entitlement, StandingMembership
+from jitaccess import roles
 from jitaccess.audit.models import AuditEvent
+from tests.conftest import make_user
 
 
 @pytest.fixture
@@ -77,10 +79,113 @@ def test_standing_members_added_in_the_admin_are_audited(client, staff, security
 
 
 def test_policy_edits_are_recorded_by_auditlog(db, entitlement):
+    before = entitlement.max_duration_seconds
     entitlement.max_duration_seconds = 7200
     entitlement.save()
-    entry = LogEntry.objects.get_for_object(entitlement).first()
-    assert entry is not None and "max_duration_seconds" in entry.changes_dict
-    Group.objects.create(name="legal-l3")
-    assert LogEntry.objects.filter(content_type__model="entitlement").exists()
-    assert Entitlement.objects.get(pk=entitlement.pk).max_duration_seconds == 7200
+    # The fixture's create is logged too, and names every field: only the update entry proves the edit.
+    entry = LogEntry.objects.get_for_object(entitlement).get(action=LogEntry.Action.UPDATE)
+    assert entry.changes_dict == {"max_duration_seconds": [str(before), "7200"]}
+
+
+def test_it_offers_existing_standing_memberships_for_removal_only(client, staff, security_group):
+    StandingMembership.objects.create(security_group=security_group, user=staff["svc"])
+    client.force_login(staff["secadmin"])
+    page = client.get(f"/admin/approvals/securitygroup/{security_group.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="standing-0-user"' not in page.content
+    assert b'name="standing-0-DELETE"' in page.content
+
+
+def test_it_refuses_to_repoint_a_standing_membership(client, staff, security_group):
+    membership = StandingMembership.objects.create(security_group=security_group, user=staff["svc"])
+    other_robot = make_user("svc-other", is_service_account=True)
+    client.force_login(staff["secadmin"])
+    form = {
+        "name": security_group.name,
+        "description": "",
+        "standing-TOTAL_FORMS": "1",
+        "standing-INITIAL_FORMS": "1",
+        "standing-0-id": str(membership.pk),
+        "standing-0-security_group": str(security_group.pk),
+        "standing-0-user": str(other_robot.pk),
+    }
+    response = client.post(f"/admin/approvals/securitygroup/{security_group.pk}/change/", form)
+    assert response.status_code == 302
+    assert list(StandingMembership.objects.filter(security_group=security_group)) == [membership]
+    assert StandingMembership.objects.get(pk=membership.pk).user == staff["svc"]
+    assert not AuditEvent.objects.filter(action="security_group.member_added").exists()
+
+
+def test_standing_members_removed_in_the_admin_are_audited(client, staff, security_group):
+    membership = StandingMembership.objects.create(security_group=security_group, user=staff["svc"])
+    client.force_login(staff["secadmin"])
+    form = {
+        "name": security_group.name,
+        "description": "",
+        "standing-TOTAL_FORMS": "1",
+        "standing-INITIAL_FORMS": "1",
+        "standing-0-id": str(membership.pk),
+        "standing-0-security_group": str(security_group.pk),
+        "standing-0-DELETE": "on",
+    }
+    response = client.post(f"/admin/approvals/securitygroup/{security_group.pk}/change/", form)
+    assert response.status_code == 302
+    assert not StandingMembership.objects.filter(pk=membership.pk).exists()
+    assert AuditEvent.objects.get(action="security_group.member_removed").actor == staff["secadmin"]
+
+
+# --- reserved role groups (separation of duties) ------------------------------------------------
+
+
+def entitlement_form(security_group, requester_group, approver_group) -> dict[str, str]:
+    return {
+        "slug": "dkm-new",
+        "name": "DKM new",
+        "description": "",
+        "security_group": str(security_group.pk),
+        "requester_group": str(requester_group.pk),
+        "purposes": ["debugging"],
+        "requires_ticket": "on",
+        "default_duration_seconds": "3600",
+        "max_duration_seconds": "7200",
+        "pending_ttl_seconds": "86400",
+        "is_active": "on",
+        "stages-TOTAL_FORMS": "1",
+        "stages-INITIAL_FORMS": "0",
+        "stages-0-order": "1",
+        "stages-0-name": "Legal review",
+        "stages-0-approver_group": str(approver_group.pk),
+        "stages-0-required_approvals": "1",
+    }
+
+
+def test_the_admin_saves_an_entitlement_with_ordinary_groups(client, staff, security_group):
+    client.force_login(staff["secadmin"])
+    form = entitlement_form(
+        security_group, Group.objects.get(name=roles.DATACENTER_ADMINS), Group.objects.get(name="legal-l1")
+    )
+    response = client.post("/admin/approvals/entitlement/add/", form)
+    assert response.status_code == 302, response.content
+    assert Entitlement.objects.get(slug="dkm-new").stages.count() == 1
+
+
+@pytest.mark.parametrize("reserved", [roles.SECURITY_ADMINS, roles.AUDITORS])
+@pytest.mark.parametrize("field", ["requester_group", "stages-0-approver_group"])
+def test_the_admin_refuses_a_reserved_group_as_requester_or_approver(client, staff, security_group, reserved, field):
+    client.force_login(staff["secadmin"])
+    form = entitlement_form(
+        security_group, Group.objects.get(name=roles.DATACENTER_ADMINS), Group.objects.get(name="legal-l1")
+    )
+    form[field] = str(Group.objects.get(name=reserved).pk)
+    response = client.post("/admin/approvals/entitlement/add/", form)
+    assert response.status_code == 200
+    errors = (
+        response.context["adminform"].form.errors
+        if field == "requester_group"
+        else response.context["inline_admin_formsets"][0].formset.forms[0].errors
+    )
+    assert errors[field.removeprefix("stages-0-")] == [
+        f"{reserved} is a reserved role group; it can neither request nor approve access."
+    ]
+    assert not Entitlement.objects.filter(slug="dkm-new").exists()
+    assert not ApprovalStage.objects.filter(name="Legal review", entitlement__slug="dkm-new").exists()

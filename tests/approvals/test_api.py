@@ -25,7 +25,7 @@ from approvals.models import (
 )
 from jitaccess import clock
 from jitaccess.audit.models import AuditEvent
-from tests.conftest import approve_through, as_user, submit
+from tests.conftest import approve_through, as_user, make_user, submit
 
 API = "/api/v1"
 
@@ -180,6 +180,16 @@ def test_it_shows_the_outsider_no_entitlements(cast, entitlement):
     assert response.status_code == 200
     assert response.json() == []
     assert get(cast["outsider"], f"{API}/entitlements/dkm-test/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "slug",
+    ["%00", "dkm%00test", "a%2Fb", "..", "%C3%A9", "%FF", "a%20b", "x" * 500, "dkm-test" + "%00" * 3],
+    ids=["nul", "embedded nul", "encoded slash", "dots", "non-ascii", "bad utf-8", "space", "500 chars", "tail"],
+)
+def test_it_answers_an_unknown_or_malformed_entitlement_slug_without_a_server_error(cast, entitlement, slug):
+    response = get(cast["secadmin"], f"{API}/entitlements/{slug}/")
+    assert response.status_code in (400, 404)
 
 
 # --- submitting requests ------------------------------------------------------------------------
@@ -431,6 +441,26 @@ def test_it_shows_a_request_to_the_approvers_of_its_entitlement(cast, pending):
         response = get(cast[name], request_url(pending))
         assert response.status_code == 200
         assert response.json()["digest"] == pending.digest
+
+
+def test_it_keeps_a_request_with_the_approver_group_frozen_at_submission(cast, pending, entitlement):
+    # The stage's group is changed while the request waits: the request still belongs to the
+    # original group's approvers, and the new group's members neither see nor decide it.
+    newcomer = make_user("legal-newcomer", "legal-l1-new")
+    ApprovalStage.objects.filter(entitlement=entitlement, order=1).update(
+        approver_group=Group.objects.get(name="legal-l1-new")
+    )
+
+    assert get(newcomer, request_url(pending)).status_code == 404
+    assert pending.pk not in listed_ids(get(newcomer, f"{API}/requests/", awaiting="me"))
+    assert post(newcomer, request_url(pending, "approve")).status_code == 404
+    assert not Decision.objects.filter(request=pending).exists()
+
+    assert get(cast["legal1a"], request_url(pending)).status_code == 200
+    assert pending.pk in listed_ids(get(cast["legal1a"], f"{API}/requests/", awaiting="me"))
+    response = post(cast["legal1a"], request_url(pending, "approve"))
+    assert response.status_code == 200, response.content
+    assert response.json()["current_stage"] == 2
 
 
 def make_stale(request: AccessRequest) -> None:

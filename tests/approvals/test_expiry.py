@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 
-from approvals import expiry, selectors, services
+from approvals import expiry, selectors, services, tasks
 from approvals.models import AccessRequest, Grant, GrantCredential, GrantState, RequestState
 from jitaccess import clock
 from jitaccess.audit.models import AuditEvent
@@ -56,14 +57,35 @@ def test_the_sweep_expires_stale_pending_requests(cast, pending):
     assert AuditEvent.objects.filter(action="request.expired").count() == 1
 
 
-def test_the_scheduler_hands_due_grants_over_once(cast, entitlement, settings):
+def test_the_scheduler_hands_due_grants_over_once(cast, entitlement, settings, django_capture_on_commit_callbacks):
     settings.JIT_EXPIRY_HORIZON_SECONDS = 60
-    long = approve_through(
+    due = approve_through(
         submit(cast["requester"], entitlement, duration_seconds=3600), cast["legal1a"], cast["legal2"]
-    )
-    Grant.objects.filter(pk=long.grant.pk).update(expires_at=clock.now() + timedelta(seconds=30))
-    assert expiry.schedule_due_expiries() == 1
-    assert expiry.schedule_due_expiries() == 0  # not handed over again while the first is in flight
+    ).grant
+    later = approve_through(
+        submit(cast["requester"], entitlement, duration_seconds=3600), cast["legal1b"], cast["legal2b"]
+    ).grant
+    Grant.objects.filter(pk=due.pk).update(expires_at=clock.now() + timedelta(seconds=30))
+    due.refresh_from_db()
+
+    with mock.patch.object(tasks.expire_grant, "apply_async") as apply_async:
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            assert expiry.schedule_due_expiries() == 1
+            # Handed to the broker only once the scheduler's transaction commits.
+            apply_async.assert_not_called()
+        assert len(callbacks) == 1
+        # The task carries the grant's id only, and runs at the grant's expires_at.
+        apply_async.assert_called_once_with(args=[due.pk], eta=due.expires_at)
+
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            assert expiry.schedule_due_expiries() == 0  # not handed over again while the first is in flight
+        assert callbacks == []
+        apply_async.assert_called_once()
+
+    due.refresh_from_db()
+    later.refresh_from_db()
+    assert due.expiry_enqueued_at is not None
+    assert later.expiry_enqueued_at is None  # beyond the horizon: left to a later round
 
 
 @pytest.mark.postgres
@@ -85,10 +107,17 @@ def test_a_real_worker_expires_a_grant_close_to_expires_at(cast, entitlement, tm
     assert expired_events(grant) == 1
 
 
+def queued_messages() -> int:
+    """Messages waiting in the broker's default queue."""
+    with app.connection_for_read() as connection:
+        return connection.default_channel.queue_declare(app.conf.task_default_queue).message_count
+
+
 @pytest.mark.postgres
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_after_a_worker_outage_every_overdue_grant_expires_once(cast, entitlement, tmp_path):
+    app.control.purge()  # so that the broker holds this test's tasks and nothing else
     # Grants are issued and fall due while no worker runs: their queued ETA tasks wait in the
     # broker, and nothing changes state, but the use-time check already refuses them.
     grants = [
@@ -98,16 +127,22 @@ def test_after_a_worker_outage_every_overdue_grant_expires_once(cast, entitlemen
         for _ in range(5)
     ]
     time.sleep(1.2)
+    assert queued_messages() == 5
     assert Grant.objects.filter(state=GrantState.ACTIVE).count() == 5
     assert not selectors.has_access(cast["requester"], entitlement.security_group)
 
-    # Recovery: worker and beat come back with a short sweep interval; the queued tasks and the
-    # sweep race for the same rows, and each grant still expires exactly once.
-    with celery_processes(tmp_path, beat=True, extra_env={"JIT_EXPIRY_SWEEP_SECONDS": "2"}):
+    # Recovery: worker and beat come back to the same broker, not purged, with a short sweep
+    # interval; the tasks queued during the outage and the sweep race for the same rows, and
+    # each grant still expires exactly once.
+    with celery_processes(tmp_path, beat=True, purge=False, extra_env={"JIT_EXPIRY_SWEEP_SECONDS": "2"}):
         assert wait_for(lambda: not Grant.objects.filter(state=GrantState.ACTIVE).exists(), timeout=20)
         time.sleep(2.5)  # one more sweep interval: nothing may be expired twice
     for grant in grants:
         assert expired_events(grant) == 1
+    # One sweep expires every overdue grant under one correlation id, while each task runs under
+    # its own: more than one id shows that the queued tasks were delivered after the outage.
+    expiries = AuditEvent.objects.filter(action="grant.expired", grant_id__in=[g.pk for g in grants])
+    assert len(set(expiries.values_list("correlation_id", flat=True))) > 1
 
 
 @contextmanager

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 
-from approvals import services
-from approvals.models import AccessRequest, ApprovalStage, Decision, Grant, RequestState
+from approvals import selectors, services
+from approvals.models import AccessRequest, ApprovalStage, Decision, Grant, RequestState, SecurityGroup
 from jitaccess.audit.models import AuditEvent
 from jitaccess.errors import Conflict, InvalidInput, NotAllowed
 from tests.conftest import approve_through, submit
@@ -135,6 +135,21 @@ def test_it_judges_a_request_by_the_policy_at_submission(cast, pending, entitlem
     request = approve_through(pending, cast["legal1a"], cast["legal2"])
     assert request.state == RequestState.APPROVED
     assert [s["order"] for s in request.policy_snapshot["stages"]] == [1, 2]
+
+
+def test_it_grants_the_security_group_frozen_at_submission(cast, pending, entitlement):
+    # Re-pointing the entitlement while the request waits must not redirect what the approvers
+    # signed for: the grant opens the group the request named.
+    original = entitlement.security_group
+    entitlement.security_group = SecurityGroup.objects.create(name="dkm-elsewhere")
+    entitlement.save()
+
+    request = approve_through(pending, cast["legal1a"], cast["legal2"])
+
+    assert request.state == RequestState.APPROVED
+    assert request.grant.security_group == original
+    assert selectors.has_access(cast["requester"], original)
+    assert not selectors.has_access(cast["requester"], entitlement.security_group)
 
 
 # --- invariant 4 (database side); the concurrent side is in test_concurrency ---------------------
