@@ -6,6 +6,8 @@ orchestrators can mount them as files instead of leaking them into ``environ``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
 
@@ -79,3 +81,21 @@ def env_secret(name: str, *, dev_default: str | None, debug: bool) -> str:
     if debug and dev_default is not None:
         return dev_default
     raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set when DJANGO_DEBUG is off")
+
+
+def env_key(name: str, *, dev_default: str, debug: bool, length: int = 32) -> bytes:
+    """A binary key of ``length`` bytes, base64 in ``NAME`` or in the file named by ``NAME_FILE``.
+
+    The development default is accepted only with DEBUG on; outside DEBUG it is refused even
+    when given explicitly, so a copied demo configuration can never protect real data.
+    """
+    encoded = env_secret(name, dev_default=dev_default, debug=debug)
+    if not debug and encoded == dev_default:
+        raise ImproperlyConfigured(f"{name} is the published development key; generate a real one")
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ImproperlyConfigured(f"{name} must be base64") from None
+    if len(key) != length:
+        raise ImproperlyConfigured(f"{name} must decode to {length} bytes, not {len(key)}")
+    return key

@@ -41,3 +41,10 @@ class Conflict(DomainError):
 
     status_code = 409
     default_code = "conflict"
+
+
+class Unavailable(DomainError):
+    """503: a dependency the action needs (e.g. a root-key provider) cannot be reached right now."""
+
+    status_code = 503
+    default_code = "unavailable"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from rest_framework import serializers
@@ -14,4 +16,33 @@ class StrictInputSerializer(serializers.Serializer):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError({name: ["This field is not accepted."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
+
+
+class VisibleSlugField(serializers.SlugRelatedField):
+    """An object named by its slug, looked up only among those the caller may see, so the answer
+    for an unknown slug and for one hidden from the caller is the same 400."""
+
+    def __init__(self, *, visible_to: Callable[[Any], Any], slug_field: str = "slug", **kwargs: Any) -> None:
+        self._visible_to = visible_to
+        super().__init__(slug_field=slug_field, **kwargs)
+
+    def get_queryset(self) -> Any:
+        return self._visible_to(self.context["request"].user)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str) or not SLUG.fullmatch(data):
+            self.fail("does_not_exist", slug_name=self.slug_field, value=str(data)[:100])
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    """A string and only a string: DRF's CharField would quietly turn 123 or true into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
         return super().to_internal_value(data)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from jitaccess.env import env_bool, env_int, env_list, env_secret, env_str
+from jitaccess.env import env_bool, env_int, env_key, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("JIT_VAR_DIR", str(BASE_DIR / "var")))
@@ -162,6 +162,24 @@ JIT_API_TOKEN_SECONDS = env_int("JIT_API_TOKEN_SECONDS", 8 * 3600, minimum=60)
 # Only seed_demo reads it; outside DEBUG it must be given explicitly.
 JIT_DEMO_PASSWORD = env_str("JIT_DEMO_PASSWORD", "jit-demo-pass" if DEBUG else "")
 
+# --- Keys (DESIGN.md §9) ---
+# The root key wraps every key-encryption key of the "local" key rings. It lives outside the
+# database (env or file) and is never derived from SECRET_KEY. The development key below is
+# public: it is accepted only with DEBUG on, and refused outside DEBUG even if given explicitly.
+DEV_ROOT_KEY = "aml0YWNjZXNzLWRldi1yb290LWtleS1QVUJMSUMhISE="
+JIT_ROOT_KEY = env_key("JIT_ROOT_KEY", dev_default=DEV_ROOT_KEY, debug=DEBUG)
+# How long a process keeps an unwrapped key-encryption key; also how long a removed HSM
+# (customer) key may keep working in a running process.
+JIT_KEK_CACHE_SECONDS = env_int("JIT_KEK_CACHE_SECONDS", 300, minimum=0)
+# How often beat looks for key rings due for rotation and for data keys left to rewrap.
+JIT_KEY_MAINTENANCE_SECONDS = env_int("JIT_KEY_MAINTENANCE_SECONDS", 3600, minimum=10)
+# The HSM holding the customer keys of "pkcs11" key rings (keys/providers/pkcs11.py). No module
+# means no HSM key rings; then the PIN is not asked for. Once a module is set, the PIN is required
+# outside DEBUG, so a missing one stops start-up instead of surfacing as failed reveals.
+JIT_PKCS11_MODULE = env_str("JIT_PKCS11_MODULE", "")
+JIT_PKCS11_TOKEN_LABEL = env_str("JIT_PKCS11_TOKEN_LABEL", "")
+JIT_PKCS11_PIN = env_secret("JIT_PKCS11_PIN", dev_default="", debug=DEBUG) if JIT_PKCS11_MODULE else ""
+
 CELERY_BEAT_SCHEDULE = {
     "schedule-due-expiries": {
         "task": "approvals.tasks.schedule_due_expiries",
@@ -170,6 +188,10 @@ CELERY_BEAT_SCHEDULE = {
     "expiry-sweep": {
         "task": "approvals.tasks.expiry_sweep",
         "schedule": timedelta(seconds=JIT_EXPIRY_SWEEP_SECONDS),
+    },
+    "key-maintenance": {
+        "task": "keys.tasks.key_maintenance",
+        "schedule": timedelta(seconds=JIT_KEY_MAINTENANCE_SECONDS),
     },
 }
 

@@ -10,6 +10,7 @@ api_v1 = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
     path("auth/token/current/", TokenRevokeView.as_view(), name="auth-token-current"),
     path("", include("approvals.api.urls")),
+    path("", include("keys.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from jitaccess.env import env_bool, env_int, env_secret
+from jitaccess.settings import DEV_ROOT_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,15 +35,49 @@ def test_production_without_a_secret_key_stops_with_one_line(tmp_path):
     ]
 
 
+ROOT_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
 def test_production_runs_with_its_secrets_from_files(tmp_path):
     secret = tmp_path / "secret_key"
     secret.write_text("a-long-random-production-secret-key-value-0123456789\n")
-    result = manage("check", DJANGO_DEBUG="false", DJANGO_SECRET_KEY_FILE=str(secret), JIT_VAR_DIR=str(tmp_path))
+    root_key = tmp_path / "root_key"
+    root_key.write_text(ROOT_KEY + "\n")
+    result = manage(
+        "check",
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY_FILE=str(secret),
+        JIT_ROOT_KEY_FILE=str(root_key),
+        JIT_VAR_DIR=str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
 
 
-def test_seed_demo_outside_debug_needs_an_explicit_password(tmp_path):
+@pytest.mark.parametrize(
+    "root_key, message",
+    [
+        (None, "JIT_ROOT_KEY (or JIT_ROOT_KEY_FILE) must be set when DJANGO_DEBUG is off"),
+        (DEV_ROOT_KEY, "JIT_ROOT_KEY is the published development key; generate a real one"),
+        (base64.b64encode(b"short").decode(), "JIT_ROOT_KEY must decode to 32 bytes, not 5"),
+        ("not base64 at all!", "JIT_ROOT_KEY must be base64"),
+    ],
+)
+def test_production_refuses_a_missing_weak_or_malformed_root_key_in_one_line(tmp_path, root_key, message):
     env = {"DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "x" * 50, "JIT_VAR_DIR": str(tmp_path)}
+    if root_key is not None:
+        env["JIT_ROOT_KEY"] = root_key
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [f"configuration error: {message}"]
+
+
+def test_seed_demo_outside_debug_needs_an_explicit_password(tmp_path):
+    env = {
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "x" * 50,
+        "JIT_ROOT_KEY": ROOT_KEY,
+        "JIT_VAR_DIR": str(tmp_path),
+    }
     assert manage("migrate", "-v0", **env).returncode == 0
     refused = manage("seed_demo", **env)
     assert refused.returncode != 0 and "JIT_DEMO_PASSWORD" in refused.stderr
@@ -72,9 +108,8 @@ def test_env_helpers_are_strict(monkeypatch, tmp_path):
 
 
 def test_every_setting_is_documented_in_env_example():
-    used = set(
-        re.findall(r'env_(?:str|int|bool|list|secret)\(\s*"([A-Z_]+)"', (ROOT / "jitaccess/settings.py").read_text())
-    )
+    settings_text = (ROOT / "jitaccess/settings.py").read_text()
+    used = set(re.findall(r'env_(?:str|int|bool|list|secret|key)\(\s*"([A-Z_]+)"', settings_text))
     documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert used and used <= documented, used - documented
 

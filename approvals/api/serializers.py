@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -9,9 +8,7 @@ from rest_framework import serializers
 from approvals import workflow
 from approvals.models import AccessRequest, Entitlement, Grant, Purpose, RequestState
 from approvals.selectors import entitlements_visible_to, grant_effective_state, request_effective_state
-from jitaccess.serializers import StrictInputSerializer
-
-SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
+from jitaccess.serializers import StrictInputSerializer, VisibleSlugField
 
 
 class StageSerializer(serializers.Serializer):
@@ -153,24 +150,8 @@ class AccessRequestSerializer(serializers.ModelSerializer):
         return GrantSerializer(grant, context=self.context).data if grant is not None else None
 
 
-class VisibleEntitlementField(serializers.SlugRelatedField):
-    """An entitlement slug, looked up only among those the caller may see, so the answer for an
-    unknown slug and for one hidden from the caller is the same 400."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(slug_field="slug", **kwargs)
-
-    def get_queryset(self) -> Any:
-        return entitlements_visible_to(self.context["request"].user)
-
-    def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, str) or not SLUG.fullmatch(data):
-            self.fail("does_not_exist", slug_name=self.slug_field, value=str(data)[:100])
-        return super().to_internal_value(data)
-
-
 class AccessRequestCreateSerializer(StrictInputSerializer):
-    entitlement = VisibleEntitlementField()
+    entitlement = VisibleSlugField(visible_to=entitlements_visible_to)
     purpose = serializers.ChoiceField(choices=Purpose.choices)
     justification = serializers.CharField(max_length=4000)
     ticket = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")

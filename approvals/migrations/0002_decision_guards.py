@@ -3,6 +3,8 @@ SQL by the application role — can record a self-approval or rewrite a decision
 
 from django.db import migrations
 
+from jitaccess.pg_migration import postgres_only
+
 FORWARD = """
 CREATE OR REPLACE FUNCTION approvals_decision_guard() RETURNS trigger AS $$
 BEGIN
@@ -27,16 +29,6 @@ DROP FUNCTION IF EXISTS approvals_decision_guard();
 """
 
 
-def forward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(FORWARD)
-
-
-def backward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(BACKWARD)
-
-
 class Migration(migrations.Migration):
     dependencies = [("approvals", "0001_initial")]
-    operations = [migrations.RunPython(forward, backward)]
+    operations = [postgres_only(FORWARD, BACKWARD)]
