@@ -79,6 +79,12 @@ def kek_lookup(keyring: KeyRing) -> Callable[[int], crypto.Kek]:
 
     def lookup(version: int) -> crypto.Kek:
         if version not in opened:
+            # The caller holds a row that refers to this version, and a referenced version is never
+            # destroyed (migration 0002's trigger), so a fresh cache entry is still the right key.
+            cached = _cache.get((keyring.pk, version))
+            if cached is not None and time.monotonic() - cached[0] < settings.JIT_KEK_CACHE_SECONDS:
+                opened[version] = cached[2]
+                return cached[2]
             row = KeyVersion.objects.filter(keyring=keyring, version=version).first()
             if row is None:
                 raise WrongKey(f"{keyring.name} has no key version {version}")

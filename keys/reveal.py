@@ -106,15 +106,14 @@ def secret_reveal(
         )
 
     group = secret.keyring.security_group
-    now = clock.now()
     grant: Grant | None = None
     if credential_grant_id is not None:
-        grant = _grant_of_credential(credential_grant_id, group.pk, now=now)
+        grant = _grant_of_credential(credential_grant_id, group.pk, now=clock.now())
         via = "grant" if grant else ""
     elif is_standing_member(acting_user, group):
         via = "standing"
     else:
-        grant = active_grant_for(acting_user, group, at=now)
+        grant = active_grant_for(acting_user, group)  # reads the clock itself
         via = "grant" if grant else ""
     attempt.grant_id = grant.pk if grant else credential_grant_id
     attempt.data.update(keyring=secret.keyring.name, security_group=group.name, key_version=secret.key_version)

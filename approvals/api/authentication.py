@@ -8,7 +8,7 @@ from approvals.models import GrantCredential, GrantState
 from approvals.services import GRANT_CREDENTIAL_PREFIX
 from jitaccess import clock
 from jitaccess.accounts.authentication import bearer_token
-from jitaccess.tokens import token_digest
+from jitaccess.tokens import last_used_touch, token_digest
 
 
 class GrantCredentialAuthentication(authentication.BaseAuthentication):
@@ -36,7 +36,7 @@ class GrantCredentialAuthentication(authentication.BaseAuthentication):
         )
         if credential is None or not credential.grant.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked credential.")
-        GrantCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
+        last_used_touch(credential, now)
         return credential.grant.user, credential
 
     def authenticate_header(self, request: Any) -> str:

@@ -7,7 +7,7 @@ from rest_framework import authentication, exceptions
 from jitaccess import clock
 from jitaccess.accounts.models import ApiToken
 from jitaccess.accounts.permissions import second_factor_satisfied
-from jitaccess.tokens import token_digest
+from jitaccess.tokens import last_used_touch, token_digest
 
 
 def bearer_token(request: Any) -> str | None:
@@ -38,7 +38,7 @@ class BearerAuthentication(authentication.BaseAuthentication):
         # One message for unknown, expired and revoked tokens: nothing to learn from the answer.
         if record is None or not record.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid or expired token.")
-        ApiToken.objects.filter(pk=record.pk).update(last_used_at=now)
+        last_used_touch(record, now)
         return record.user, record
 
     def authenticate_header(self, request: Any) -> str:

@@ -59,6 +59,18 @@ def test_it_issues_a_token_that_works_as_bearer(cast):
     assert record.last_used_at is not None
 
 
+def test_it_records_last_use_at_most_once_a_minute(cast):
+    client = bearer(token_for("requester"))
+    client.get(PROBE_URL)
+    first = ApiToken.objects.get().last_used_at
+
+    client.get(PROBE_URL)
+    assert ApiToken.objects.get().last_used_at == first  # no write on every request
+    ApiToken.objects.update(last_used_at=first - timedelta(seconds=61))
+    client.get(PROBE_URL)
+    assert ApiToken.objects.get().last_used_at > first
+
+
 def test_it_stores_the_token_only_hashed(cast):
     token = token_for("requester")
     token_rows = [str(row) for row in ApiToken.objects.values()]
