@@ -20,18 +20,18 @@ import argparse
 import math
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from temp_run import run_in_temp_dir  # bench/ is on sys.path when a bench runs as a script
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TARGET_P99_MS = 1000.0
@@ -422,23 +422,7 @@ def run(args: argparse.Namespace, temp_dir: Path) -> int:
 
 
 def main() -> int:
-    args = parse_args()
-    # SIGTERM takes the same way out as Ctrl-C, so the worker is never left behind.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    temp_dir = Path(tempfile.mkdtemp(prefix="jit-expiry-bench-"))
-    failed = True
-    try:
-        status = run(args, temp_dir)
-        failed = status != 0
-        return status
-    except KeyboardInterrupt:
-        print("interrupted; worker stopped", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep_temp or failed:
-            print(f"worker logs kept in {temp_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(temp_dir, ignore_errors=True)
+    return run_in_temp_dir(run, parse_args(), prefix="jit-expiry-bench-", what="worker")
 
 
 if __name__ == "__main__":
