@@ -21,6 +21,7 @@ from keys import crypto
 from keys.errors import KeyFailure, ProviderUnavailable
 from keys.kek import kek_lookup
 from keys.models import Secret
+from keys.secret_rules import storable_text_problem
 from keys.services import secret_context
 
 MAX_REASON_CHARS = 500
@@ -67,6 +68,10 @@ def _grant_of_credential(credential_grant_id: int, security_group_id: int, *, no
     ).first()
 
 
+def _storable(text: str) -> str:
+    return text.replace("\x00", "").encode("utf-8", "backslashreplace").decode()
+
+
 def _secret_id(raw: int | str) -> int | None:
     """The id from the URL, or None when it cannot name a secret (the attempt is still audited)."""
     text = str(raw)
@@ -82,9 +87,10 @@ def secret_reveal(
     the secrets of that one grant; their other access does not count on that call.
     """
     reason = reason.strip() if isinstance(reason, str) else ""
-    # A probe's id is kept printable and short; NUL would not even fit in a text column.
-    shown_id = str(secret_id).replace("\x00", "").encode("ascii", "backslashreplace").decode()[:64]
-    attempt = _Attempt(acting_user, shown_id, credential_grant_id, {"reason": reason[:MAX_REASON_CHARS]})
+    # What a caller sent is audited in a storable form (no NUL, no lone surrogates) and refused if
+    # it was not already storable; the id of a probe is also kept short.
+    shown_id = _storable(str(secret_id))[:64]
+    attempt = _Attempt(acting_user, shown_id, credential_grant_id, {"reason": _storable(reason)[:MAX_REASON_CHARS]})
     if credential_grant_id is not None:
         attempt.data["credential_grant"] = credential_grant_id
 
@@ -98,11 +104,13 @@ def secret_reveal(
         attempt.record("secret.reveal_denied", Outcome.DENIED, refusal="not_found")
         raise NotFound("No such secret.")
     attempt.target = secret.pk
-    if not reason or len(reason) > MAX_REASON_CHARS:
+    if not reason or len(reason) > MAX_REASON_CHARS or storable_text_problem(reason):
         attempt.record("secret.reveal_denied", Outcome.DENIED, refusal="invalid_reason")
         raise InvalidInput(
             "reason",
-            f"At most {MAX_REASON_CHARS} characters." if reason else "Say why you need the value; it is audited.",
+            "Say why you need the value; it is audited."
+            if not reason
+            else storable_text_problem(reason) or f"At most {MAX_REASON_CHARS} characters.",
         )
 
     group = secret.keyring.security_group

@@ -38,10 +38,24 @@ def kind_checked(kind: Any) -> str:
     return kind
 
 
+def storable_text_problem(text: str) -> str | None:
+    """Why PostgreSQL text / jsonb would refuse ``text`` (a 500 otherwise), or None."""
+    if "\x00" in text:
+        return "may not contain NUL characters"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "may not contain unpaired surrogate characters"
+    return None
+
+
 def value_checked(value: Any) -> bytes:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("value", "A secret value is required and may not be blank.")
-    raw = value.encode()
+    try:
+        raw = value.encode()
+    except UnicodeEncodeError:
+        raise InvalidInput("value", "May not contain unpaired surrogate characters.") from None
     if len(raw) > MAX_VALUE_BYTES:
         raise InvalidInput("value", f"At most {MAX_VALUE_BYTES} bytes.")
     return raw
@@ -54,6 +68,9 @@ def metadata_checked(kind: str, metadata: Any) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise InvalidInput("metadata", "Must be a JSON object.")
     for key, item in metadata.items():
+        problem = storable_text_problem(key) or (storable_text_problem(item) if isinstance(item, str) else None)
+        if problem:
+            raise InvalidInput("metadata", f"Keys and values {problem}.")
         if _looks_secret(key):
             raise InvalidInput("metadata", f"{key!r} looks like a secret; put secrets in value, not metadata.")
         if not isinstance(item, str | int | float | bool) and item is not None:

@@ -175,6 +175,7 @@ class RewrapResult:
     rewrapped: int = 0
     skipped: int = 0  # changed under us (new value, or another rewrap): left as the other writer left it
     failed: int = 0  # could not be opened; left untouched and reported
+    superseded: bool = False  # stopped because a newer rotation made another version primary
     to_version: int = 0
 
 
@@ -197,8 +198,8 @@ def keyring_rewrap(keyring: KeyRing, *, batch_size: int = 1000, acting_user: Any
     after_id = 0
     while True:
         batch = list(
-            Secret.objects.filter(keyring=keyring, id__gt=after_id)
-            .exclude(key_version=primary.version)
+            # Only older versions: a rewrap overtaken by a newer rotation must never move rows back.
+            Secret.objects.filter(keyring=keyring, id__gt=after_id, key_version__lt=primary.version)
             .order_by("id")
             .values_list("id", "uuid", "envelope", "key_version", "value_version")[:batch_size]
         )
@@ -215,6 +216,12 @@ def keyring_rewrap(keyring: KeyRing, *, batch_size: int = 1000, acting_user: Any
                 continue
             updates.append((secret_id, new_envelope, primary.version, key_version, value_version))
         with transaction.atomic():
+            # Rotation takes the ring's row lock, so under this shared lock the primary cannot change
+            # between the check and the writes; if it already has, a newer rewrap owns the ring.
+            _ring_share_lock(keyring)
+            if not KeyVersion.objects.filter(keyring=keyring, version=primary.version, state=KeyState.PRIMARY).exists():
+                result.superseded = True
+                break
             written = _compare_and_swap(updates)
             audit_record(
                 "key.rewrapped",

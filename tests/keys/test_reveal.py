@@ -167,3 +167,14 @@ def test_it_reveals_nothing_when_the_audit_event_cannot_be_written(cast, secret)
         reveal(secret.pk, cast["svc"])
 
     assert not AuditEvent.objects.filter(action="secret.revealed").exists()
+
+
+@pytest.mark.parametrize("reason", ["a\x00b", "a\ud800b"])
+def test_a_reason_the_database_could_not_store_is_refused_and_still_audited(cast, secret, reason):
+    with pytest.raises(InvalidInput) as exc:
+        reveal(secret.pk, cast["outsider"], reason=reason)
+
+    assert exc.value.field == "reason"
+    event = only_event()
+    assert (event.action, event.data["refusal"]) == ("secret.reveal_denied", "invalid_reason")
+    assert "\x00" not in event.data["reason"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -299,3 +300,35 @@ def test_concurrent_rewraps_and_updates_lose_nothing(cast, entitlement, security
     for index, s in enumerate(secrets):
         assert reveal(s, cast["svc"]) == (f"new{index}" if index % 3 == 0 else f"v{index}")
     assert Secret.objects.filter(keyring=keyring).exclude(key_version=2).count() == 0
+
+
+def test_a_rewrap_overtaken_by_a_newer_rotation_moves_nothing_back(cast, keyring):
+    secrets = [make_secret(keyring, cast["secadmin"], name=f"s{i}", value=f"v{i}") for i in range(3)]
+    v2 = services.keyring_rotate(keyring, acting_user=None)
+    services.keyring_rotate(keyring, acting_user=None)  # v3 is primary before the old rewrap writes
+
+    with mock.patch("keys.services._primary", return_value=v2):  # a rewrap that started under v2
+        stale = services.keyring_rewrap(keyring)
+    fresh = services.keyring_rewrap(keyring)
+
+    assert (stale.superseded, stale.rewrapped) == (True, 0)
+    assert (fresh.superseded, fresh.rewrapped, fresh.to_version) == (False, 3, 3)
+    assert set(Secret.objects.filter(keyring=keyring).values_list("key_version", flat=True)) == {3}
+    for index, s in enumerate(secrets):
+        assert reveal(s, cast["svc"]) == f"v{index}"
+
+
+@pytest.mark.parametrize("metadata", [{"host": "a\x00b"}, {"ho\x00st": "a"}, {"host": "\ud800"}, {"\udfff": "x"}])
+def test_it_refuses_metadata_that_the_database_could_not_store(cast, keyring, metadata):
+    with pytest.raises(InvalidInput) as exc:
+        make_secret(keyring, cast["secadmin"], kind="generic", metadata=metadata)
+
+    assert exc.value.field == "metadata"
+    assert not Secret.objects.exists()
+
+
+def test_it_refuses_a_value_with_an_unpaired_surrogate(cast, keyring):
+    with pytest.raises(InvalidInput) as exc:
+        make_secret(keyring, cast["secadmin"], value="pass\ud800word")
+
+    assert exc.value.field == "value"
