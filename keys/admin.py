@@ -78,9 +78,11 @@ class KeyRingAdmin(SecurityAdminEditable):
     def save_model(self, request: Any, obj: KeyRing, form: Any, change: bool) -> None:
         if change:
             services.keyring_policy_update(
-                obj, rotation_period_seconds=obj.rotation_period_seconds, acting_user=request.user
+                obj,
+                rotation_period_seconds=obj.rotation_period_seconds,
+                description=obj.description,
+                acting_user=request.user,
             )
-            KeyRing.objects.filter(pk=obj.pk).update(description=obj.description)
             return
         created = services.keyring_create(
             name=obj.name,

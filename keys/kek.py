@@ -30,6 +30,16 @@ def _context(keyring: KeyRing, version: int) -> bytes:
     return crypto.aad("kek", keyring.pk, version)
 
 
+def _cached(slot: tuple[int, int], wrapped: bytes | None = None) -> crypto.Kek | None:
+    """A fresh cache entry for the slot (and, if given, for exactly this wrapped material)."""
+    entry = _cache.get(slot)
+    if entry is None or time.monotonic() - entry[0] >= settings.JIT_KEK_CACHE_SECONDS:
+        return None
+    if wrapped is not None and entry[1] != wrapped:
+        return None
+    return entry[2]
+
+
 def kek_new(keyring: KeyRing, *, version: int, state: str, now: datetime) -> KeyVersion:
     """A new KEK version, wrapped by the ring's root key and saved before anything uses it."""
     provider = provider_for(keyring.provider)
@@ -52,10 +62,9 @@ def kek_open(row: KeyVersion, keyring: KeyRing) -> crypto.Kek:
         raise WrongKey(f"key version {row.version} of {keyring.name} was destroyed")
     wrapped = bytes(row.wrapped_key)
     slot = (keyring.pk, row.version)
-    ttl = settings.JIT_KEK_CACHE_SECONDS
-    cached = _cache.get(slot)
-    if cached is not None and cached[1] == wrapped and time.monotonic() - cached[0] < ttl:
-        return cached[2]
+    cached = _cached(slot, wrapped)
+    if cached is not None:
+        return cached
     provider = provider_for(keyring.provider)
     current_ref = provider.key_ref(keyring.provider_key)
     if row.root_ref != current_ref:
@@ -67,7 +76,7 @@ def kek_open(row: KeyVersion, keyring: KeyRing) -> crypto.Kek:
     if not hmac.compare_digest(crypto.key_check_value(key), bytes(row.check_value)):
         raise WrongKey(f"key version {row.version} of {keyring.name} does not match its check value")
     kek = crypto.Kek(key, row.version)
-    if ttl > 0:
+    if settings.JIT_KEK_CACHE_SECONDS > 0:
         with _cache_lock:
             _cache[slot] = (time.monotonic(), wrapped, kek)
     return kek
@@ -81,10 +90,10 @@ def kek_lookup(keyring: KeyRing) -> Callable[[int], crypto.Kek]:
         if version not in opened:
             # The caller holds a row that refers to this version, and a referenced version is never
             # destroyed (migration 0002's trigger), so a fresh cache entry is still the right key.
-            cached = _cache.get((keyring.pk, version))
-            if cached is not None and time.monotonic() - cached[0] < settings.JIT_KEK_CACHE_SECONDS:
-                opened[version] = cached[2]
-                return cached[2]
+            cached = _cached((keyring.pk, version))
+            if cached is not None:
+                opened[version] = cached
+                return cached
             row = KeyVersion.objects.filter(keyring=keyring, version=version).first()
             if row is None:
                 raise WrongKey(f"{keyring.name} has no key version {version}")

@@ -9,6 +9,10 @@ from jitaccess.roles import is_security_admin
 from keys.models import KeyRing
 
 
+def can_create_keyrings(user: Any) -> bool:
+    return is_security_admin(user)
+
+
 def can_manage_keyring(user: Any, keyring: KeyRing) -> bool:
     """Rotate, rewrap, archive: security admins, and the ring's own service accounts (automation)."""
     return is_security_admin(user) or is_standing_member(user, keyring.security_group)

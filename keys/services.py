@@ -21,7 +21,7 @@ from keys import crypto, secret_rules
 from keys.errors import KeyFailure, ProviderUnavailable
 from keys.kek import kek_lookup, kek_new, kek_open
 from keys.models import KeyRing, KeyState, KeyVersion, Provider, Secret
-from keys.permissions import can_manage_keyring, can_write_secrets
+from keys.permissions import can_create_keyrings, can_manage_keyring, can_write_secrets
 from keys.selectors import key_version_references, keyrings_due_for_rotation
 
 MIN_ROTATION_SECONDS = 3600
@@ -54,7 +54,12 @@ def keyring_create(
     description: str = "",
     acting_user: Any | None,
 ) -> KeyRing:
-    """A key ring with its first KEK version as primary; the provider must be able to wrap it."""
+    """A key ring with its first KEK version as primary; the provider must be able to wrap it.
+
+    ``acting_user`` None is the system (seed data, an operator's shell).
+    """
+    if acting_user is not None and not can_create_keyrings(acting_user):
+        raise NotAllowed("Only security admins create key rings.")
     if provider not in Provider.values:
         raise InvalidInput("provider", f"Unknown provider {provider!r}; one of: {', '.join(Provider.values)}.")
     if provider == Provider.PKCS11 and not provider_key:
@@ -89,15 +94,21 @@ def keyring_create(
     return keyring
 
 
-def keyring_policy_update(keyring: KeyRing, *, rotation_period_seconds: int, acting_user: Any) -> KeyRing:
+def keyring_policy_update(
+    keyring: KeyRing, *, rotation_period_seconds: int, description: str, acting_user: Any
+) -> KeyRing:
+    """The editable part of a ring: its rotation period (which moves the next rotation) and description."""
     if rotation_period_seconds < MIN_ROTATION_SECONDS:
         raise InvalidInput("rotation_period_seconds", f"At least {MIN_ROTATION_SECONDS} seconds.")
+    if acting_user is not None and not can_manage_keyring(acting_user, keyring):
+        raise NotAllowed("Only security admins and the key ring's service accounts may change it.")
     with transaction.atomic():
         keyring = KeyRing.objects.select_for_update().get(pk=keyring.pk)
         before = keyring.rotation_period_seconds
         keyring.rotation_period_seconds = rotation_period_seconds
         keyring.next_rotation_at = keyring.rotated_at + timedelta(seconds=rotation_period_seconds)
-        keyring.save(update_fields=["rotation_period_seconds", "next_rotation_at"])
+        keyring.description = description
+        keyring.save(update_fields=["rotation_period_seconds", "next_rotation_at", "description"])
         audit_record(
             "keyring.policy_changed",
             actor=acting_user,

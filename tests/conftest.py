@@ -62,11 +62,11 @@ def security_group(db: Any) -> SecurityGroup:
     return SecurityGroup.objects.create(name="dkm-test", description="test group")
 
 
-@pytest.fixture
-def entitlement(cast: dict[str, Any], security_group: SecurityGroup) -> Entitlement:
+def make_entitlement(security_group: SecurityGroup, slug: str, name: str) -> Entitlement:
+    """The cast's standard policy: datacenter admins request, legal-l1 then legal-l2 approve."""
     ent = Entitlement.objects.create(
-        slug="dkm-test",
-        name="DKM test",
+        slug=slug,
+        name=name,
         security_group=security_group,
         requester_group=Group.objects.get(name=roles.DATACENTER_ADMINS),
         purposes=list(Purpose.values),
@@ -75,12 +75,16 @@ def entitlement(cast: dict[str, Any], security_group: SecurityGroup) -> Entitlem
         max_duration_seconds=8 * 3600,
         pending_ttl_seconds=24 * 3600,
     )
-    ApprovalStage.objects.create(
-        entitlement=ent, order=1, name="Legal review", approver_group=Group.objects.get(name="legal-l1")
-    )
-    ApprovalStage.objects.create(
-        entitlement=ent, order=2, name="Legal sign-off", approver_group=Group.objects.get(name="legal-l2")
-    )
+    for order, name, approvers in [(1, "Legal review", "legal-l1"), (2, "Legal sign-off", "legal-l2")]:
+        ApprovalStage.objects.create(
+            entitlement=ent, order=order, name=name, approver_group=Group.objects.get(name=approvers)
+        )
+    return ent
+
+
+@pytest.fixture
+def entitlement(cast: dict[str, Any], security_group: SecurityGroup) -> Entitlement:
+    ent = make_entitlement(security_group, "dkm-test", "DKM test")
     services.standing_member_add(security_group, user=cast["svc"], acting_user=None)
     return ent
 

@@ -9,7 +9,6 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jitaccess.roles import is_security_admin
 from keys import services
 from keys.api.filters import SecretFilter
 from keys.api.serializers import (
@@ -22,6 +21,7 @@ from keys.api.serializers import (
     SecretUpdateSerializer,
 )
 from keys.models import KeyRing, Secret
+from keys.permissions import can_create_keyrings
 from keys.reveal import secret_reveal
 from keys.selectors import keyrings_visible_to, secrets_visible_to
 
@@ -42,7 +42,8 @@ class KeyRingViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=KeyRingCreateSerializer, responses={201: KeyRingSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if not is_security_admin(request.user):
+        # Asked before the body is validated, so a caller who may not create learns nothing more.
+        if not can_create_keyrings(request.user):
             raise PermissionDenied("Only security admins create key rings.")
         serializer = KeyRingCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

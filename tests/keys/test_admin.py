@@ -111,3 +111,23 @@ def test_nobody_edits_or_deletes_secrets_or_deletes_key_rings_in_the_admin(cast,
     assert Secret.objects.get(pk=secret.pk).name == secret.name
     assert KeyRing.objects.filter(pk=keyring.pk).exists()
     assert client.get("/admin/keys/secret/add/").status_code == 403
+
+
+def test_editing_a_key_ring_goes_through_the_audited_service(cast, keyring):
+    response = admin_client(cast["secadmin"]).post(
+        f"/admin/keys/keyring/{keyring.pk}/change/",
+        {
+            "description": "new words",
+            "rotation_period_seconds": 7200,
+            "versions-TOTAL_FORMS": "1",
+            "versions-INITIAL_FORMS": "1",
+            "versions-0-id": KeyVersion.objects.get(keyring=keyring).pk,
+            "versions-0-keyring": keyring.pk,
+        },
+    )
+
+    assert response.status_code == 302, response.content
+    keyring.refresh_from_db()
+    assert (keyring.description, keyring.rotation_period_seconds) == ("new words", 7200)
+    event = AuditEvent.objects.get(action="keyring.policy_changed")
+    assert (event.actor_id, event.data) == (cast["secadmin"].pk, {"rotation_period_seconds": [7776000, 7200]})

@@ -17,12 +17,12 @@ from django.db.models import Max
 from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
-from approvals.models import ApprovalStage, Entitlement, Grant, Purpose, SecurityGroup
+from approvals.models import Entitlement, Grant, SecurityGroup
 from jitaccess import clock, roles
 from jitaccess.audit.models import AuditEvent
 from keys import services
 from keys.models import KeyRing, KeyState, KeyVersion, Secret
-from tests.conftest import approve_through, as_user, submit
+from tests.conftest import approve_through, as_user, make_entitlement, submit
 from tests.keys.conftest import make_secret
 
 API = "/api/v1"
@@ -142,21 +142,7 @@ def fresh(user: Any) -> Any:
 def other(cast: dict[str, Any], entitlement: Entitlement) -> dict[str, Any]:
     """A second security group with its own entitlement, key ring and secret."""
     group = SecurityGroup.objects.create(name="dkm-other", description="another group")
-    other_entitlement = Entitlement.objects.create(
-        slug="dkm-other",
-        name="DKM other",
-        security_group=group,
-        requester_group=Group.objects.get(name=roles.DATACENTER_ADMINS),
-        purposes=list(Purpose.values),
-        requires_ticket=True,
-        default_duration_seconds=3600,
-        max_duration_seconds=8 * 3600,
-        pending_ttl_seconds=24 * 3600,
-    )
-    for order, name, approvers in [(1, "Legal review", "legal-l1"), (2, "Legal sign-off", "legal-l2")]:
-        ApprovalStage.objects.create(
-            entitlement=other_entitlement, order=order, name=name, approver_group=Group.objects.get(name=approvers)
-        )
+    other_entitlement = make_entitlement(group, "dkm-other", "DKM other")
     ring = services.keyring_create(name="ring-other", security_group=group, acting_user=None)
     secret = make_secret(ring, cast["secadmin"], name="other-mail", value="other-s3cret-value")
     return {"entitlement": other_entitlement, "keyring": ring, "secret": secret}

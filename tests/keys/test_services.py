@@ -332,3 +332,11 @@ def test_it_refuses_a_value_with_an_unpaired_surrogate(cast, keyring):
         make_secret(keyring, cast["secadmin"], value="pass\ud800word")
 
     assert exc.value.field == "value"
+
+
+@pytest.mark.parametrize("who", ["requester", "auditor", "svc", "outsider"])
+def test_it_lets_only_security_admins_create_key_rings(cast, security_group, who):
+    with pytest.raises(NotAllowed):
+        services.keyring_create(name="ring-x", security_group=security_group, acting_user=cast[who])
+
+    services.keyring_create(name="ring-x", security_group=security_group, acting_user=cast["secadmin"])
