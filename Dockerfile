@@ -19,9 +19,10 @@ RUN groupadd --system --gid 10001 jitaccess \
 WORKDIR /app
 COPY --from=build /venv /venv
 COPY --chown=jitaccess:jitaccess . .
-# Static files are collected at build time; the secret key and root key on this line are
-# throwaways (all-zero root key) that exist only for this command, never in the image's environment.
-RUN DJANGO_SECRET_KEY=collectstatic-only JIT_ROOT_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= DJANGO_DEBUG=false \
+# Static files are collected at build time; the secret key, root key (all zeros) and audit signing
+# key (all ones) on this line are throwaways for this command only, never in the image's environment.
+RUN DJANGO_SECRET_KEY=collectstatic-only JIT_ROOT_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
+    JIT_AUDIT_SIGNING_KEY=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE= DJANGO_DEBUG=false \
     python manage.py collectstatic --noinput -v0 \
     && mkdir -p /app/var && chown -R jitaccess:jitaccess /app/var
 USER jitaccess

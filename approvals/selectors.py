@@ -42,6 +42,16 @@ def active_grant_for(user: Any, security_group: SecurityGroup | str, *, at: date
     )
 
 
+def active_grant_ids(user: Any, *, at: datetime | None = None) -> list[int]:
+    """Ids of every grant the user holds that is usable at ``at`` (default: now)."""
+    at = at or clock.now()
+    return list(
+        Grant.objects.filter(user=user, state=GrantState.ACTIVE, starts_at__lte=at, expires_at__gt=at)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
 def is_standing_member(user: Any, security_group: SecurityGroup | str) -> bool:
     if not getattr(user, "is_service_account", False) or not user.is_active:
         return False
@@ -149,3 +159,4 @@ def grants_visible_to(user: Any) -> QuerySet[Grant]:
     if can_read_everything(user):
         return qs
     return qs.filter(user=user)
+

@@ -34,6 +34,26 @@ from jitaccess.tokens import new_token, token_digest
 GRANT_CREDENTIAL_PREFIX = "jitg_"
 
 
+def _refused(
+    error: DomainError, action: str, *, actor: Any, target_type: str, target_id: Any, **extra: Any
+) -> DomainError:
+    """Record a refused attempt in a transaction of its own and hand the error back to raise.
+
+    Call it outside the action's transaction: the refusal is kept although the action is not.
+    """
+    with transaction.atomic():
+        audit_record(
+            action,
+            actor=actor,
+            outcome=Outcome.DENIED,
+            target_type=target_type,
+            target_id=target_id,
+            data={"code": error.code},
+            **extra,
+        )
+    return error
+
+
 # --- requests -----------------------------------------------------------------------------------
 
 
@@ -51,9 +71,15 @@ def request_submit(
     if not entitlement.is_active:
         raise InvalidInput("entitlement", "This entitlement is not open for requests.")
     if entitlement.requester_group.name not in fresh_group_names(requester):
-        raise NotAllowed(
-            f"Only members of {entitlement.requester_group.name} may request {entitlement.slug}.",
-            code="not_in_requester_group",
+        raise _refused(
+            NotAllowed(
+                f"Only members of {entitlement.requester_group.name} may request {entitlement.slug}.",
+                code="not_in_requester_group",
+            ),
+            "request.submit_refused",
+            actor=requester,
+            target_type="entitlement",
+            target_id=entitlement.slug,
         )
     if purpose not in entitlement.purposes:
         raise InvalidInput("purpose", f"Not an allowed purpose; choose one of: {', '.join(entitlement.purposes)}.")
@@ -198,7 +224,7 @@ def _decision_apply(request: AccessRequest, *, approver: Any, decision: str, com
         decided_at=now,
     )
     audit_record(
-        f"decision.{decision}d",
+        "decision.approved" if decision == DecisionKind.APPROVE else "decision.denied",
         actor=approver,
         target_type="access_request",
         target_id=request.pk,
@@ -231,10 +257,11 @@ def _decision_apply(request: AccessRequest, *, approver: Any, decision: str, com
     request.open_stage_group = ""
     request.save(update_fields=["state", "decided_at", "current_stage", "open_stage_group"])
     audit_record("request.approved", actor=approver, target_type="access_request", target_id=request.pk)
-    _grant_issue(request, now=now)
+    _grant_issue(request, approver=approver, now=now)
 
 
-def _grant_issue(request: AccessRequest, *, now: Any) -> Grant:
+def _grant_issue(request: AccessRequest, *, approver: Any, now: Any) -> Grant:
+    """Issued by the final approval: that approver is the event's actor."""
     grant = Grant.objects.create(
         request=request,
         user_id=request.requester_id,
@@ -245,6 +272,7 @@ def _grant_issue(request: AccessRequest, *, now: Any) -> Grant:
     )
     audit_record(
         "grant.issued",
+        actor=approver,
         target_type="grant",
         target_id=grant.pk,
         grant_id=grant.pk,
@@ -262,24 +290,29 @@ def _grant_issue(request: AccessRequest, *, now: Any) -> Grant:
 def request_withdraw(request: AccessRequest, *, acting_user: Any) -> AccessRequest:
     with transaction.atomic():
         request = AccessRequest.objects.select_for_update().get(pk=request.pk)
+        refusal: DomainError | None = None
         if not can_withdraw_request(acting_user, request):
-            raise NotAllowed("Only the requester may withdraw a request.", code="not_requester")
-        if request.state == RequestState.WITHDRAWN:
+            refusal = NotAllowed("Only the requester may withdraw a request.", code="not_requester")
+        elif request.state == RequestState.WITHDRAWN:
             return request  # repeating a transition is a no-op
-        now = clock.now()
-        if request.state == RequestState.PENDING and now >= request.pending_expires_at:
-            request_expire_locked(request, now=now)  # committed before the 409 below
-        if request.state != RequestState.PENDING:
-            conflict = Conflict(f"The request is {request.state}; it can no longer be withdrawn.", code="not_pending")
         else:
-            conflict = None
-            request.state = RequestState.WITHDRAWN
-            request.decided_at = now
-            request.open_stage_group = ""
-            request.save(update_fields=["state", "decided_at", "open_stage_group"])
-            audit_record("request.withdrawn", actor=acting_user, target_type="access_request", target_id=request.pk)
-    if conflict is not None:
-        raise conflict
+            now = clock.now()
+            if request.state == RequestState.PENDING and now >= request.pending_expires_at:
+                request_expire_locked(request, now=now)  # committed before the 409 below
+            if request.state != RequestState.PENDING:
+                refusal = Conflict(
+                    f"The request is {request.state}; it can no longer be withdrawn.", code="not_pending"
+                )
+            else:
+                request.state = RequestState.WITHDRAWN
+                request.decided_at = now
+                request.open_stage_group = ""
+                request.save(update_fields=["state", "decided_at", "open_stage_group"])
+                audit_record("request.withdrawn", actor=acting_user, target_type="access_request", target_id=request.pk)
+    if refusal is not None:
+        raise _refused(
+            refusal, "request.withdraw_refused", actor=acting_user, target_type="access_request", target_id=request.pk
+        )
     return request
 
 
@@ -290,17 +323,18 @@ def grant_revoke(grant: Grant, *, acting_user: Any, reason: str = "") -> Grant:
     reason = (reason or "").strip()
     with transaction.atomic():
         grant = Grant.objects.select_for_update().get(pk=grant.pk)
-        if not can_revoke_grant(acting_user, grant):
-            raise NotAllowed("Only the grantee or a security admin may revoke a grant.", code="not_allowed")
-        if grant.state == GrantState.REVOKED:
-            return grant
         now = clock.now()
-        if grant.state == GrantState.ACTIVE and now >= grant.expires_at:
-            grant_expire_locked(grant, now=now)
-        if grant.state != GrantState.ACTIVE:
-            conflict = Conflict(f"The grant is {grant.state}; it can no longer be revoked.", code="not_active")
+        conflict: DomainError | None = None
+        if not can_revoke_grant(acting_user, grant):
+            conflict = NotAllowed("Only the grantee or a security admin may revoke a grant.", code="not_allowed")
+        elif grant.state == GrantState.REVOKED:
+            return grant
         else:
-            conflict = None
+            if grant.state == GrantState.ACTIVE and now >= grant.expires_at:
+                grant_expire_locked(grant, now=now)
+            if grant.state != GrantState.ACTIVE:
+                conflict = Conflict(f"The grant is {grant.state}; it can no longer be revoked.", code="not_active")
+        if conflict is None:
             grant.state = GrantState.REVOKED
             grant.ended_at = now
             grant.ended_by = acting_user
@@ -316,7 +350,14 @@ def grant_revoke(grant: Grant, *, acting_user: Any, reason: str = "") -> Grant:
                 data={"reason": grant.end_reason},
             )
     if conflict is not None:
-        raise conflict
+        raise _refused(
+            conflict,
+            "grant.revoke_refused",
+            actor=acting_user,
+            target_type="grant",
+            target_id=grant.pk,
+            grant_id=grant.pk,
+        )
     return grant
 
 
@@ -325,29 +366,44 @@ def grant_credential_mint(grant: Grant, *, acting_user: Any) -> tuple[str, Grant
     token = new_token(GRANT_CREDENTIAL_PREFIX)
     with transaction.atomic():
         grant = Grant.objects.select_for_update().get(pk=grant.pk)
-        if acting_user.pk != grant.user_id:
-            raise NotAllowed("Only the grantee may mint the grant's credential.", code="not_grantee")
         now = clock.now()
-        if grant.state != GrantState.ACTIVE or now >= grant.expires_at:
-            raise Conflict("The grant is no longer active.", code="not_active")
-        if GrantCredential.objects.filter(grant=grant).exists():
-            raise Conflict("The credential for this grant was already minted.", code="already_minted")
-        credential = GrantCredential.objects.create(
-            grant=grant,
-            token_hash=token_digest(token),
-            prefix=token[: len(GRANT_CREDENTIAL_PREFIX) + 6],
-            created_at=now,
-            expires_at=grant.expires_at,
-        )
-        audit_record(
-            "credential.minted",
+        refusal = _mint_refusal(grant, acting_user=acting_user, now=now)
+        if refusal is None:
+            credential = GrantCredential.objects.create(
+                grant=grant,
+                token_hash=token_digest(token),
+                prefix=token[: len(GRANT_CREDENTIAL_PREFIX) + 6],
+                created_at=now,
+                expires_at=grant.expires_at,
+            )
+            audit_record(
+                "credential.minted",
+                actor=acting_user,
+                target_type="grant_credential",
+                target_id=credential.pk,
+                grant_id=grant.pk,
+                data={"prefix": credential.prefix, "expires_at": credential.expires_at.isoformat()},
+            )
+    if refusal is not None:
+        raise _refused(
+            refusal,
+            "credential.mint_refused",
             actor=acting_user,
-            target_type="grant_credential",
-            target_id=credential.pk,
+            target_type="grant",
+            target_id=grant.pk,
             grant_id=grant.pk,
-            data={"prefix": credential.prefix, "expires_at": credential.expires_at.isoformat()},
         )
     return token, credential
+
+
+def _mint_refusal(grant: Grant, *, acting_user: Any, now: Any) -> DomainError | None:
+    if acting_user.pk != grant.user_id:
+        return NotAllowed("Only the grantee may mint the grant's credential.", code="not_grantee")
+    if grant.state != GrantState.ACTIVE or now >= grant.expires_at:
+        return Conflict("The grant is no longer active.", code="not_active")
+    if GrantCredential.objects.filter(grant=grant).exists():
+        return Conflict("The credential for this grant was already minted.", code="already_minted")
+    return None
 
 
 # --- security groups ----------------------------------------------------------------------------

@@ -79,6 +79,9 @@ def configure_environment(args: argparse.Namespace, temp_dir: Path) -> bool:
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-not-for-any-deployment-0123456789")
     os.environ.setdefault("DJANGO_DEBUG", "false")
+    # Bench-only keys (base64 of 32 bytes of 0x11 and 0x22): outside DEBUG both must be given.
+    os.environ.setdefault("JIT_ROOT_KEY", "ERERERERERERERERERERERERERERERERERERERERERE=")
+    os.environ.setdefault("JIT_AUDIT_SIGNING_KEY", "IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiI=")
     os.environ.setdefault("JIT_MIN_GRANT_SECONDS", "1")
     # The scheduler only matters for grants beyond the horizon; a short period keeps their lag
     # from being dominated by how rarely it runs.
@@ -92,6 +95,7 @@ def configure_environment(args: argparse.Namespace, temp_dir: Path) -> bool:
     var_dir = temp_dir / "var"
     var_dir.mkdir()
     os.environ["JIT_VAR_DIR"] = str(var_dir)
+    os.environ.setdefault("JIT_AUDIT_SINK", str(var_dir / "audit-checkpoints.jsonl"))
     os.environ["DJANGO_SETTINGS_MODULE"] = "jitaccess.settings"
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     os.environ["PYTHONUNBUFFERED"] = "1"

@@ -58,6 +58,7 @@ RING_PREFIX = "bench-keys-"
 # Public and bench-only, like the secrets it protects. Fixed rather than random per run so that a
 # bench database stays readable from one run to the next.
 BENCH_ROOT_KEY = base64.b64encode(hashlib.sha256(b"jitaccess bench/keys.py root key; bench only").digest()).decode()
+BENCH_SIGNING_KEY = base64.b64encode(hashlib.sha256(b"jitaccess bench signing key; bench only").digest()).decode()
 REVEAL_BODY = json.dumps({"reason": "bench"}).encode()
 
 
@@ -99,6 +100,8 @@ def configure_environment(temp_dir: Path) -> None:
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/11")
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-not-for-any-deployment-0123456789")
     os.environ.setdefault("JIT_ROOT_KEY", BENCH_ROOT_KEY)
+    os.environ.setdefault("JIT_AUDIT_SIGNING_KEY", BENCH_SIGNING_KEY)
+    os.environ.setdefault("JIT_AUDIT_SINK", str(temp_dir / "audit-checkpoints.jsonl"))
     os.environ.setdefault("DJANGO_DEBUG", "false")
     os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1")
     os.environ.setdefault("JIT_TOKEN_THROTTLE", "1000000/min")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
 from jitaccess.accounts.permissions import second_factor_satisfied
+from jitaccess.accounts.services import login_failed_record
 
 # One answer for a wrong password, a missing code and a wrong code, so the form never tells a
 # guesser that the password was right (the token endpoint answers the same way).
@@ -28,6 +30,12 @@ class JitAdminAuthenticationForm(OTPAdminAuthenticationForm):
         "device_required": SIGN_IN_REFUSED,
     }
 
+    def _update_form(self, user: Any) -> None:
+        super()._update_form(user)
+        # django-otp echoes the password back once it was right, which would tell a guesser
+        # exactly that; the answer must look the same as for a wrong password.
+        self.fields["password"].widget.render_value = False
+
     def clean_otp(self, user: Any) -> None:
         if user is None:
             return
@@ -38,7 +46,11 @@ class JitAdminAuthenticationForm(OTPAdminAuthenticationForm):
             # django-otp wants the device named, so a code is never tried against every device;
             # with only one there is nothing to choose, and the first form can succeed.
             self.cleaned_data["otp_device"] = devices[0].persistent_id
-        super().clean_otp(user)
+        try:
+            super().clean_otp(user)
+        except ValidationError:
+            login_failed_record(username=user.get_username(), reason="second_factor")
+            raise
 
 
 class JitAdminSite(admin.AdminSite):

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from jitaccess.env import env_bool, env_int, env_key, env_list, env_secret, env_str
 
@@ -50,6 +51,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "approvals.middleware.GrantActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
@@ -180,6 +182,23 @@ JIT_PKCS11_MODULE = env_str("JIT_PKCS11_MODULE", "")
 JIT_PKCS11_TOKEN_LABEL = env_str("JIT_PKCS11_TOKEN_LABEL", "")
 JIT_PKCS11_PIN = env_secret("JIT_PKCS11_PIN", dev_default="", debug=DEBUG) if JIT_PKCS11_MODULE else ""
 
+# --- Audit trail (DESIGN.md §10) ---
+# The Ed25519 seed that signs checkpoints of the chain head. It is not an encryption key and must
+# differ from the root key; like it, the published development seed is refused outside DEBUG.
+DEV_AUDIT_SIGNING_KEY = "aml0YWNjZXNzLWRldi1hdWRpdC1zaWduaW5nLVBVQkw="
+JIT_AUDIT_SIGNING_KEY = env_key("JIT_AUDIT_SIGNING_KEY", dev_default=DEV_AUDIT_SIGNING_KEY, debug=DEBUG)
+if JIT_AUDIT_SIGNING_KEY == JIT_ROOT_KEY:
+    raise ImproperlyConfigured("JIT_AUDIT_SIGNING_KEY must not be the root key; generate a separate one")
+# Public keys (hex or base64) of retired signing keys whose checkpoints verification still trusts.
+JIT_AUDIT_TRUSTED_KEYS = env_list("JIT_AUDIT_TRUSTED_KEYS", [])
+# Where signed checkpoints are appended outside the database: a file path (JSON lines) or
+# "syslog:" / "syslog://host:port" (then verification checks the database copies only).
+JIT_AUDIT_SINK = env_str("JIT_AUDIT_SINK", str(VAR_DIR / "audit-checkpoints.jsonl"))
+JIT_AUDIT_CHECKPOINT_SECONDS = env_int("JIT_AUDIT_CHECKPOINT_SECONDS", 60, minimum=5)
+# Verification hashes every event; from this many events on it splits the work over processes.
+JIT_AUDIT_VERIFY_PROCESSES = env_int("JIT_AUDIT_VERIFY_PROCESSES", 2, minimum=1)
+JIT_AUDIT_VERIFY_PARALLEL_FROM = env_int("JIT_AUDIT_VERIFY_PARALLEL_FROM", 200_000, minimum=2)
+
 CELERY_BEAT_SCHEDULE = {
     "schedule-due-expiries": {
         "task": "approvals.tasks.schedule_due_expiries",
@@ -192,6 +211,10 @@ CELERY_BEAT_SCHEDULE = {
     "key-maintenance": {
         "task": "keys.tasks.key_maintenance",
         "schedule": timedelta(seconds=JIT_KEY_MAINTENANCE_SECONDS),
+    },
+    "audit-checkpoint": {
+        "task": "jitaccess.audit.tasks.audit_checkpoint",
+        "schedule": timedelta(seconds=JIT_AUDIT_CHECKPOINT_SECONDS),
     },
 }
 

@@ -34,6 +34,13 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
                 raise pytest.UsageError("CI must run the suite on PostgreSQL (set DATABASE_URL)")
 
 
+@pytest.fixture(autouse=True)
+def checkpoint_sink(tmp_path: Any, settings: Any) -> Any:
+    """Each test gets its own checkpoint sink: checkpoints name events of one test's chain."""
+    settings.JIT_AUDIT_SINK = str(tmp_path / "audit-checkpoints.jsonl")
+    return tmp_path / "audit-checkpoints.jsonl"
+
+
 def make_user(username: str, *groups: str, **extra: Any) -> Any:
     user = get_user_model().objects.create_user(username=username, password="pw-" + username, **extra)
     user.groups.set([Group.objects.get_or_create(name=name)[0] for name in groups])

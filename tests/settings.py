@@ -4,6 +4,7 @@ Defaults point at the local services; DATABASE_URL / REDIS_URL override them (CI
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
@@ -15,6 +16,9 @@ os.environ.setdefault("JIT_TOKEN_USER_THROTTLE", "10000/min")
 os.environ.setdefault("JIT_DEMO_PASSWORD", "demo-password-for-tests")
 # A fixed, test-only root key (base64 of 32 bytes); never the published development key.
 os.environ.setdefault("JIT_ROOT_KEY", "dGVzdC1vbmx5LXJvb3Qta2V5LWZvci10aGUtc3VpdGU=")
+# A fixed, test-only checkpoint signing seed, and a sink no other run shares.
+os.environ.setdefault("JIT_AUDIT_SIGNING_KEY", "dGVzdC1vbmx5LWF1ZGl0LXNpZ25pbmctc2VlZC0zMmI=")
+os.environ.setdefault("JIT_AUDIT_SINK", os.path.join(tempfile.mkdtemp(prefix="jit-test-sink-"), "checkpoints.jsonl"))
 
 from jitaccess.settings import *  # noqa: E402,F403
 

@@ -13,7 +13,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from jitaccess.env import env_bool, env_int, env_secret
-from jitaccess.settings import DEV_ROOT_KEY
+from jitaccess.settings import DEV_AUDIT_SIGNING_KEY, DEV_ROOT_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +36,7 @@ def test_production_without_a_secret_key_stops_with_one_line(tmp_path):
 
 
 ROOT_KEY = base64.b64encode(bytes(range(32))).decode()
+SIGNING_KEY = base64.b64encode(bytes(range(32, 64))).decode()
 
 
 def test_production_runs_with_its_secrets_from_files(tmp_path):
@@ -43,11 +44,14 @@ def test_production_runs_with_its_secrets_from_files(tmp_path):
     secret.write_text("a-long-random-production-secret-key-value-0123456789\n")
     root_key = tmp_path / "root_key"
     root_key.write_text(ROOT_KEY + "\n")
+    signing_key = tmp_path / "signing_key"
+    signing_key.write_text(SIGNING_KEY + "\n")
     result = manage(
         "check",
         DJANGO_DEBUG="false",
         DJANGO_SECRET_KEY_FILE=str(secret),
         JIT_ROOT_KEY_FILE=str(root_key),
+        JIT_AUDIT_SIGNING_KEY_FILE=str(signing_key),
         JIT_VAR_DIR=str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
@@ -71,11 +75,35 @@ def test_production_refuses_a_missing_weak_or_malformed_root_key_in_one_line(tmp
     assert [line for line in result.stderr.splitlines() if line.strip()] == [f"configuration error: {message}"]
 
 
+@pytest.mark.parametrize(
+    "signing_key, message",
+    [
+        (None, "JIT_AUDIT_SIGNING_KEY (or JIT_AUDIT_SIGNING_KEY_FILE) must be set when DJANGO_DEBUG is off"),
+        (DEV_AUDIT_SIGNING_KEY, "JIT_AUDIT_SIGNING_KEY is the published development key; generate a real one"),
+        (base64.b64encode(b"short").decode(), "JIT_AUDIT_SIGNING_KEY must decode to 32 bytes, not 5"),
+        (ROOT_KEY, "JIT_AUDIT_SIGNING_KEY must not be the root key; generate a separate one"),
+    ],
+)
+def test_production_refuses_a_missing_weak_or_shared_signing_key_in_one_line(tmp_path, signing_key, message):
+    env = {
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "x" * 50,
+        "JIT_ROOT_KEY": ROOT_KEY,
+        "JIT_VAR_DIR": str(tmp_path),
+    }
+    if signing_key is not None:
+        env["JIT_AUDIT_SIGNING_KEY"] = signing_key
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [f"configuration error: {message}"]
+
+
 def test_seed_demo_outside_debug_needs_an_explicit_password(tmp_path):
     env = {
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "x" * 50,
         "JIT_ROOT_KEY": ROOT_KEY,
+        "JIT_AUDIT_SIGNING_KEY": SIGNING_KEY,
         "JIT_VAR_DIR": str(tmp_path),
     }
     assert manage("migrate", "-v0", **env).returncode == 0

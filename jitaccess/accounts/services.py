@@ -6,7 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils.crypto import salted_hmac
 from django_otp import devices_for_user
 
 from jitaccess import clock
@@ -59,12 +61,19 @@ def second_factor_problem(user: Any, otp: str) -> bool:
     return not otp or not any(device.verify_token(otp) for device in devices)
 
 
-def login_failed_record(*, username: str) -> None:
-    """Failed sign-ins are audited in their own transaction: there is no state change to undo."""
+def login_failed_record(*, username: str, reason: str) -> None:
+    """Audit a failed sign-in, in its own transaction: there is no state change to undo.
+
+    A name that is no account's is kept only as a keyed hash: people type passwords into the
+    user-name field, and the trail must not hold them. The hash still groups repeated attempts.
+    """
+    known = get_user_model().objects.filter(username=username).exists()
+    target = username[:64] if known else "hmac:" + salted_hmac("jitaccess.audit.username", username).hexdigest()[:32]
     with transaction.atomic():
         audit_record(
             "auth.login_failed",
             outcome=Outcome.DENIED,
             target_type="user",
-            target_id=username[:64],
+            target_id=target,
+            data={"reason": reason, "known_user": known},
         )

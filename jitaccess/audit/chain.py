@@ -13,7 +13,7 @@ GENESIS_HASH = "0" * 64
 def event_hash(
     *,
     seq: int,
-    at: datetime,
+    at: datetime | str,
     actor_id: int | None,
     actor_name: str,
     action: str,
@@ -28,7 +28,8 @@ def event_hash(
 ) -> str:
     body = {
         "seq": seq,
-        "at": canonical_time(at),
+        # A str is already canonical (verification has PostgreSQL format it, which is faster).
+        "at": at if isinstance(at, str) else canonical_time(at),
         "actor_id": actor_id,
         "actor_name": actor_name,
         "action": action,

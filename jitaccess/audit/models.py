@@ -14,19 +14,36 @@ class AppendOnlyQuerySet(models.QuerySet):
     """Audit rows are written once by ``audit_record`` and never changed through the ORM."""
 
     def update(self, **kwargs):  # type: ignore[no-untyped-def]
-        raise PermissionError("audit events are append-only")
+        raise PermissionError("audit rows are append-only")
 
     def delete(self):  # type: ignore[no-untyped-def]
-        raise PermissionError("audit events are append-only")
+        raise PermissionError("audit rows are append-only")
 
     def bulk_update(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        raise PermissionError("audit events are append-only")
+        raise PermissionError("audit rows are append-only")
 
     def bulk_create(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        raise PermissionError("audit events are written one at a time by audit_record")
+        raise PermissionError("audit rows are written one at a time")
 
 
-class AuditEvent(models.Model):
+class AppendOnlyModel(models.Model):
+    """A row that is written once and never changed or deleted through the ORM."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not self._state.adding:
+            raise PermissionError(f"{self._meta.verbose_name_plural} are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError(f"{self._meta.verbose_name_plural} are append-only")
+
+
+class AuditEvent(AppendOnlyModel):
     """One entry of the hash-chained audit trail.
 
     ``hash`` covers every other field and the previous event's hash, so editing, deleting,
@@ -51,8 +68,6 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
-    objects = AppendOnlyQuerySet.as_manager()
-
     class Meta:
         ordering = ["seq"]
         indexes = [
@@ -60,16 +75,31 @@ class AuditEvent(models.Model):
             models.Index(fields=["actor", "seq"]),
             models.Index(fields=["target_type", "target_id", "seq"]),
             models.Index(fields=["grant_id", "seq"]),
+            models.Index(fields=["outcome", "seq"]),
+            models.Index(fields=["actor_name", "seq"]),
             models.Index(fields=["at"]),
         ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.outcome}"
 
-    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if not self._state.adding:
-            raise PermissionError("audit events are append-only")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        raise PermissionError("audit events are append-only")
+class AuditCheckpoint(AppendOnlyModel):
+    """A signed statement "the chain had ``seq`` events ending in ``head_hash``".
+
+    Written by the checkpoint beat job here and to a sink outside the database; a copy in the
+    sink lets verification notice rows trimmed from the tail, which the chain alone cannot.
+    """
+
+    seq = models.BigIntegerField(unique=True)
+    head_hash = models.CharField(max_length=64)
+    at = models.DateTimeField()
+    # Hex of the raw Ed25519 public key that signed, so retired signing keys stay checkable.
+    public_key = models.CharField(max_length=64)
+    signature = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"checkpoint at #{self.seq}"

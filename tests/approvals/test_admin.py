@@ -38,6 +38,10 @@ def test_audit_events_are_read_only_in_the_admin(client, staff, granted):
     first = AuditEvent.objects.first()
     assert client.post(f"/admin/audit/auditevent/{first.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditEvent.objects.filter(pk=first.pk).exists()
+    assert client.get("/admin/audit/auditcheckpoint/").status_code == 200
+    # Everyone else, security admins included, is refused the audit pages of the admin.
+    client.force_login(staff["secadmin"])
+    assert client.get("/admin/audit/auditevent/").status_code == 403
 
 
 def test_auditors_view_policies_but_only_security_admins_edit_them(client, staff, entitlement):

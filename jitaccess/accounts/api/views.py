@@ -34,8 +34,12 @@ class TokenView(APIView):
         serializer.is_valid(raise_exception=True)
         username = serializer.validated_data["username"]
         user = authenticate(request._request, username=username, password=serializer.validated_data["password"])
-        if user is None or second_factor_problem(user, serializer.validated_data.get("otp", "")):
-            login_failed_record(username=username)
+        # A wrong password is audited by the user_login_failed receiver (signin_audit.py).
+        failed = user is None
+        if not failed and second_factor_problem(user, serializer.validated_data.get("otp", "")):
+            login_failed_record(username=username, reason="second_factor")
+            failed = True
+        if failed:
             # One answer for an unknown user, a wrong password and a missing or wrong one-time
             # code: the response must not confirm that the password was right.
             raise exceptions.AuthenticationFailed("Invalid username, password or one-time code (otp).")
