@@ -6,4 +6,5 @@ class ApprovalsConfig(AppConfig):
     verbose_name = "Approvals"
 
     def ready(self) -> None:
-        from approvals import auditlog_registry  # noqa: F401  (registers configuration models)
+        # Registers the configuration models with auditlog, and the auditor reports on approvals.
+        from approvals import auditlog_registry, reports  # noqa: F401

@@ -18,6 +18,9 @@ from approvals.models import (
     StandingMembership,
 )
 from jitaccess import clock
+from jitaccess.audit.models import AuditEvent
+from jitaccess.audit.selectors import events_of_grant, events_of_request
+from jitaccess.errors import NotFound
 from jitaccess.roles import can_read_everything, group_names
 
 # --- the one question the keys app asks ---------------------------------------------------------
@@ -160,3 +163,20 @@ def grants_visible_to(user: Any) -> QuerySet[Grant]:
         return qs
     return qs.filter(user=user)
 
+
+# --- audit timelines (auditors) -----------------------------------------------------------------
+
+
+def request_timeline(request_id: int) -> QuerySet[AuditEvent]:
+    """The audit events of a request and of the grant it led to, oldest first."""
+    grant_ids = list(AccessRequest.objects.filter(pk=request_id).values_list("grant__id", flat=True))
+    if not grant_ids:
+        raise NotFound("No such request.")
+    return events_of_request(request_id, grant_id=grant_ids[0])
+
+
+def grant_timeline(grant_id: int) -> QuerySet[AuditEvent]:
+    """The audit events of a grant, oldest first."""
+    if not Grant.objects.filter(pk=grant_id).exists():
+        raise NotFound("No such grant.")
+    return events_of_grant(grant_id)

@@ -252,6 +252,12 @@ SPECTACULAR_SETTINGS = {
     # The contract is public; every operation in it still requires authentication.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # One stable name per choice set, however many components show it (evidence packs repeat
+    # the request's and the grant's state).
+    "ENUM_NAME_OVERRIDES": {
+        "AccessStateEnum": "approvals.models.RequestState.values",
+        "GrantStateEnum": "approvals.models.GrantState.values",
+    },
 }
 
 # --- django-auditlog: field diffs of configuration models only (see */auditlog registration). ---

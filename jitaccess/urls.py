@@ -11,6 +11,7 @@ api_v1 = [
     path("auth/token/current/", TokenRevokeView.as_view(), name="auth-token-current"),
     path("", include("approvals.api.urls")),
     path("", include("keys.api.urls")),
+    path("audit/", include("jitaccess.audit.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from approvals import workflow
 from approvals.models import AccessRequest, Entitlement, Grant, Purpose, RequestState
 from approvals.selectors import entitlements_visible_to, grant_effective_state, request_effective_state
+from jitaccess.audit.api.serializers import AuditEventSerializer
 from jitaccess.serializers import StrictInputSerializer, VisibleSlugField
 
 
@@ -171,3 +172,58 @@ class RevokeInputSerializer(StrictInputSerializer):
 class CredentialSerializer(serializers.Serializer):
     credential = serializers.CharField()
     expires_at = serializers.DateTimeField()
+
+
+# --- the evidence pack (auditors) ---------------------------------------------------------------
+
+
+class RequestEvidenceSerializer(AccessRequestSerializer):
+    """The request as the API shows it, with the policy it was judged by; its decisions and grant
+    stand beside it in the pack."""
+
+    class Meta(AccessRequestSerializer.Meta):
+        fields = [
+            *(name for name in AccessRequestSerializer.Meta.fields if name not in ("stages", "grant")),
+            "policy_snapshot",
+        ]
+
+
+class DecisionEvidenceSerializer(serializers.Serializer):
+    approver = serializers.CharField(source="decision.approver.username")
+    stage = serializers.IntegerField(source="decision.stage_order")
+    decision = serializers.CharField(source="decision.decision")
+    comment = serializers.CharField(source="decision.comment")
+    digest = serializers.CharField(source="decision.digest", help_text="The request digest this approver signed.")
+    decided_at = serializers.DateTimeField(source="decision.decided_at")
+    digest_matches = serializers.BooleanField(help_text="The signed digest is the digest of the request content.")
+
+
+class CredentialEvidenceSerializer(serializers.Serializer):
+    """What is known of the grant's credential; never the credential or its hash."""
+
+    prefix = serializers.CharField()
+    minted_at = serializers.DateTimeField(source="created_at")
+    expires_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    last_used_at = serializers.DateTimeField(allow_null=True)
+
+
+class GrantEvidenceSerializer(GrantSerializer):
+    credential = CredentialEvidenceSerializer(allow_null=True)
+
+    class Meta(GrantSerializer.Meta):
+        fields = [*GrantSerializer.Meta.fields, "credential"]
+
+
+class EvidencePackSerializer(serializers.Serializer):
+    generated_at = serializers.DateTimeField()
+    request = RequestEvidenceSerializer()
+    request_digest_valid = serializers.BooleanField(
+        help_text="The stored request content still hashes to the digest it was submitted with."
+    )
+    decisions = DecisionEvidenceSerializer(many=True)
+    grant = GrantEvidenceSerializer()
+    events = AuditEventSerializer(many=True, help_text="Every event of the request and of the grant, oldest first.")
+    chain_proof = serializers.JSONField(
+        help_text="Each event's recomputed hash and link, and the signed checkpoint covering the last one."
+    )

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, viewsets
+from rest_framework import generics, mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,11 +16,17 @@ from approvals.api.serializers import (
     CredentialSerializer,
     DecisionInputSerializer,
     EntitlementSerializer,
+    EvidencePackSerializer,
     GrantSerializer,
     RevokeInputSerializer,
 )
+from approvals.evidence import grant_evidence_export
 from approvals.models import AccessRequest, DecisionKind, Grant
 from jitaccess import clock
+from jitaccess.accounts.permissions import IsAuditor
+from jitaccess.audit.api.serializers import AuditEventSerializer
+from jitaccess.audit.api.views import AuditorOnly, OldestEventFirst
+from jitaccess.audit.models import AuditEvent
 
 
 class ClockContextMixin:
@@ -142,3 +148,38 @@ class GrantViewSet(ClockContextMixin, viewsets.ReadOnlyModelViewSet):
         return Response(
             CredentialSerializer({"credential": token, "expires_at": credential.expires_at}).data, status=201
         )
+
+    @extend_schema(
+        responses={200: EvidencePackSerializer},
+        description="Auditors: the request, its policy snapshot and signed decisions, the grant, every audit "
+        "event of them and the chain proof. Each pack is itself audited (audit.evidence_exported).",
+    )
+    @action(detail=True, methods=["get"], permission_classes=[IsAuditor], http_method_names=["get"])
+    def evidence(self, request: Request, pk: str | None = None) -> Response:
+        pack = grant_evidence_export(self.get_object(), acting_user=request.user)
+        return Response(EvidencePackSerializer(pack, context={"now": pack.generated_at}).data)
+
+
+# --- audit timelines (auditors) -----------------------------------------------------------------
+
+
+class RequestTimelineView(AuditorOnly, generics.ListAPIView):
+    """Every audit event of one request and of the grant it led to, oldest first."""
+
+    serializer_class = AuditEventSerializer
+    pagination_class = OldestEventFirst
+    queryset = AuditEvent.objects.none()  # for the schema generator
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return selectors.request_timeline(self.kwargs["pk"])
+
+
+class GrantTimelineView(RequestTimelineView):
+    """Every audit event of one grant, oldest first."""
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return selectors.grant_timeline(self.kwargs["pk"])

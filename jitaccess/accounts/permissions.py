@@ -5,6 +5,8 @@ from typing import Any
 from django_otp import user_has_device
 from rest_framework.permissions import BasePermission
 
+from jitaccess.roles import is_auditor
+
 
 class IsAuthenticatedPerson(BasePermission):
     """The default: an authenticated user acting with their own session or personal token.
@@ -21,6 +23,17 @@ class IsAuthenticatedPerson(BasePermission):
         if getattr(request.auth, "is_grant_credential", False):
             return getattr(view, "accepts_grant_credential", False)
         return True
+
+
+class IsAuditor(IsAuthenticatedPerson):
+    """Members of ``auditors`` only, with their own session or token: the audit trail, its
+    exports and evidence packs are theirs to read. Other roles that may read the approval
+    workflow (security admins) still do not read the trail through these endpoints."""
+
+    message = "Only auditors may read the audit trail."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return super().has_permission(request, view) and is_auditor(request.user)
 
 
 def second_factor_satisfied(user: Any) -> bool:
