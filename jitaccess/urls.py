@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from jitaccess import health
@@ -22,5 +21,8 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(pattern_name="api-docs", permanent=False)),
+    # The browser pages; the API docs stay at /api/v1/docs/ and are linked from every page.
+    path("audit/", include("jitaccess.audit.pages.urls")),
+    path("", include("approvals.urls")),
+    path("", include("jitaccess.web.urls")),
 ]

@@ -1,0 +1,1 @@
+"""The auditors' browser pages over the trail: the same forms and selectors as the API."""
