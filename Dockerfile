@@ -29,4 +29,7 @@ USER jitaccess
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
-CMD ["gunicorn", "jitaccess.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# Threaded workers: a streamed audit export of millions of rows outlives gunicorn's 30 s timeout,
+# which with sync workers kills the worker mid-file; gthread workers keep checking in meanwhile.
+CMD ["gunicorn", "jitaccess.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", \
+     "--threads", "4", "--access-logfile", "-"]

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from auditlog.models import LogEntry
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Subquery
 
 from jitaccess.audit.models import AuditEvent
 
@@ -77,9 +77,20 @@ def events_matching(filters: EventFilters) -> QuerySet[AuditEvent]:
         "seq__lte": filters.seq_max,
     }
     qs = qs.filter(**{lookup: value for lookup, value in exact.items() if value is not None})
+    # A time window also becomes a seq range, found through the ``at`` index: otherwise the
+    # planner walks the seq index from the newest event back to the window, row by row. Exact,
+    # because ``at`` never decreases along the chain (audit_record makes it so).
+    if filters.since is not None:
+        qs = qs.filter(seq__gte=Subquery(_first_seq(at__gte=filters.since).order_by("at", "seq")[:1]))
+    if filters.until is not None:
+        qs = qs.filter(seq__lte=Subquery(_first_seq(at__lt=filters.until).order_by("-at", "-seq")[:1]))
     if filters.action is not None:
         qs = qs.filter(_action_q(filters.action))
     return qs.order_by("seq")
+
+
+def _first_seq(**at_bound: datetime) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(**at_bound).values("seq")
 
 
 def _of_grant(grant_id: int) -> Q:

@@ -52,12 +52,15 @@ def audit_record(
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-        head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+        head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash", "at").first()
         seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+        # Time never runs backwards along the chain (a clock stepped back stamps the previous
+        # event's time instead), so a time window is also a seq range: the filters rely on it.
+        at = max(clock.now(), head[2]) if head else clock.now()
         actor_id = getattr(actor, "pk", None)
         fields = {
             "seq": seq,
-            "at": clock.now(),
+            "at": at,
             "actor_id": actor_id,
             "actor_name": getattr(actor, "username", "") if actor_id else "",
             "action": action,

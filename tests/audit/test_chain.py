@@ -62,6 +62,23 @@ def test_http_requests_carry_their_correlation_id_into_events(cast, entitlement,
     assert event.ip == "127.0.0.1"
 
 
+def test_time_never_runs_backwards_along_the_chain(db, monkeypatch):
+    """A clock stepped back stamps the previous event's time, so a time window is a seq range."""
+    from datetime import UTC, datetime, timedelta
+
+    from jitaccess.audit.selectors import EventFilters, events_matching
+
+    start = datetime(2031, 1, 1, 12, 0, tzinfo=UTC)
+    for minutes in (0, 10, 5, 20):  # the third reading steps back five minutes
+        monkeypatch.setattr("jitaccess.clock.now", lambda m=minutes: start + timedelta(minutes=m))
+        audit_record("test.event", data={"minutes": minutes})
+    times = list(AuditEvent.objects.order_by("seq").values_list("at", flat=True))
+    assert [t - start for t in times] == [timedelta(minutes=m) for m in (0, 10, 10, 20)]
+    assert verify_chain().ok
+    window = EventFilters(since=start + timedelta(minutes=6), until=start + timedelta(minutes=15))
+    assert [e.data["minutes"] for e in events_matching(window)] == [10, 5]
+
+
 @pytest.mark.parametrize("key", ["password", "token", "credential", "value", "secret"])
 def test_it_refuses_secret_looking_data(db, key):
     with pytest.raises(ValueError):

@@ -210,7 +210,7 @@ def _apply(op: tuple[Any, ...]) -> None:
         # hash, is indistinguishable from a real event until nothing vouches otherwise: the limit
         # docs/AUDIT.md states (checkpoints every JIT_AUDIT_CHECKPOINT_SECONDS narrow it).
         at = min(op[1], head - 1)
-        if at < 1:
+        if at < 1 or not AuditEvent.objects.filter(seq=at).exists():
             return
         tamper("UPDATE audit_auditevent SET seq = -seq WHERE seq > %s", [at])
         tamper("UPDATE audit_auditevent SET seq = -seq + 1 WHERE seq < 0")
