@@ -45,8 +45,6 @@ import queue
 import random
 import re
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -59,7 +57,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from temp_run import run_in_temp_dir  # bench/ is on sys.path when a bench runs as a script
+from app_server import Gunicorn, child_pids  # bench/ is on sys.path when a bench runs as a script
+from temp_run import run_in_temp_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/jit_bench_audit"
@@ -781,76 +780,6 @@ def plain_table_matches(conn: Any) -> bool:
 # --- gunicorn and HTTP ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Gunicorn:
-    """The app server as a subprocess in its own session, always stopped again."""
-
-    def __init__(self, log_path: Path, *, workers: int, worker_class: str, threads: int, timeout: int) -> None:
-        self.log_path = log_path
-        self.port = free_port()
-        self.argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "jitaccess.wsgi",
-            f"--workers={workers}",
-            f"--worker-class={worker_class}",
-            f"--timeout={timeout}",
-            f"--bind=127.0.0.1:{self.port}",
-            f"--chdir={REPO_ROOT}",
-            f"--error-logfile={log_path}",
-            "--log-level=warning",
-            "--graceful-timeout=5",
-        ]
-        if worker_class == "gthread":
-            self.argv.append(f"--threads={threads}")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60.0) -> float:
-        self.process = subprocess.Popen(
-            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with code {self.process.returncode}; see {self.log_path}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/healthz")
-                ok = conn.getresponse().status == 200
-                conn.close()
-                if ok:
-                    return time.monotonic() - started
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f} s; see {self.log_path}")
-
-    def workers(self) -> list[int]:
-        return child_pids(self.process.pid) if self.process else []
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)  # the session id is gunicorn's pid
-            self.process.wait()
-
-    def log_tail(self, lines: int = 20) -> str:
-        if not self.log_path.exists():
-            return ""
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return f"--- gunicorn log (last {lines} lines) ---\n" + "\n".join(text[-lines:])
-
-
 @dataclass
 class Response:
     status: int
@@ -944,19 +873,6 @@ def proc_cpu(pid: int, *, reaped: bool = False) -> float:
         return 0.0
     ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
     return ticks / CLOCK_TICKS
-
-
-def child_pids(parent: int) -> list[int]:
-    """Live children (not zombies: a worker killed a moment ago may not be reaped yet)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
-            if int(ppid) == parent and state != "Z":
-                pids.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return pids
 
 
 def database_backends() -> list[int]:

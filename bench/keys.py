@@ -34,8 +34,6 @@ import multiprocessing
 import os
 import random
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -46,7 +44,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from temp_run import run_in_temp_dir  # bench/ is on sys.path when a bench runs as a script
+from app_server import Gunicorn, child_pids  # bench/ is on sys.path when a bench runs as a script
+from temp_run import run_in_temp_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TARGET_CRYPTO_RATIO = 3.0
@@ -364,74 +363,6 @@ def in_process_figures(cast: Cast, targets: list[tuple[int, str]], read_path: st
 # --- gunicorn -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Gunicorn:
-    """The app server as a subprocess, always stopped again, whatever happens to the bench."""
-
-    def __init__(self, log_path: Path, *, workers: int, worker_class: str, threads: int) -> None:
-        self.log_path = log_path
-        self.port = free_port()
-        self.argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "jitaccess.wsgi",
-            f"--workers={workers}",
-            f"--worker-class={worker_class}",
-            f"--bind=127.0.0.1:{self.port}",
-            f"--chdir={REPO_ROOT}",
-            f"--error-logfile={log_path}",
-            "--log-level=warning",
-            "--graceful-timeout=5",
-        ]
-        if worker_class == "gthread":
-            self.argv.append(f"--threads={threads}")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60.0) -> float:
-        # A session of its own: a Ctrl-C reaches only the bench, which then stops gunicorn itself.
-        self.process = subprocess.Popen(
-            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with code {self.process.returncode}; see {self.log_path}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return time.monotonic() - started
-                conn.close()
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f} s; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            # The session id is gunicorn's pid, so this reaches its workers too.
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def log_tail(self, lines: int = 20) -> str:
-        if not self.log_path.exists():
-            return ""
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return f"--- gunicorn log (last {lines} lines) ---\n" + "\n".join(text[-lines:])
-
-
 # --- where the CPU goes -------------------------------------------------------------------------
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -444,17 +375,6 @@ def process_cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def child_pids(parent: int) -> list[int]:
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                pids.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return pids
 
 
 def machine_busy_seconds() -> float:
