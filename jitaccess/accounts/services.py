@@ -61,6 +61,12 @@ def second_factor_problem(user: Any, otp: str) -> bool:
     return not otp or not any(device.verify_token(otp) for device in devices)
 
 
+def session_event_record(action: str, *, user: Any) -> None:
+    """Audit a sign-in or sign-out (``auth.login`` / ``auth.logout``) in its own transaction."""
+    with transaction.atomic():
+        audit_record(action, actor=user, target_type="user", target_id=user.get_username()[:64])
+
+
 def login_failed_record(*, username: str, reason: str) -> None:
     """Audit a failed sign-in, in its own transaction: there is no state change to undo.
 

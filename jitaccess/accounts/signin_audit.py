@@ -6,27 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db import transaction
 from django.dispatch import receiver
 
-from jitaccess.accounts.services import login_failed_record
-from jitaccess.audit.services import audit_record
-
-
-def _record(action: str, user: Any) -> None:
-    with transaction.atomic():
-        audit_record(action, actor=user, target_type="user", target_id=user.get_username()[:64])
+from jitaccess.accounts.services import login_failed_record, session_event_record
 
 
 @receiver(user_logged_in, dispatch_uid="jitaccess.audit.login")
 def record_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    _record("auth.login", user)
+    session_event_record("auth.login", user=user)
 
 
 @receiver(user_logged_out, dispatch_uid="jitaccess.audit.logout")
 def record_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     if user is not None:  # logging out without a session
-        _record("auth.logout", user)
+        session_event_record("auth.logout", user=user)
 
 
 @receiver(user_login_failed, dispatch_uid="jitaccess.audit.login_failed")

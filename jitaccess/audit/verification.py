@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -184,7 +185,15 @@ def _walk_all(anchors: dict[int, list[Anchor]]) -> _Walked:
     """
     head = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
     workers = min(settings.JIT_AUDIT_VERIFY_PROCESSES, os.cpu_count() or 1)
-    if connection.vendor != "postgresql" or workers < 2 or head < settings.JIT_AUDIT_VERIFY_PARALLEL_FROM:
+    # Forking is safe only from a single-threaded process (manage.py, a prefork Celery worker):
+    # in a threaded web worker another thread may hold a lock the child would inherit forever.
+    forkable = threading.active_count() == 1
+    if (
+        connection.vendor != "postgresql"
+        or workers < 2
+        or not forkable
+        or head < settings.JIT_AUDIT_VERIFY_PARALLEL_FROM
+    ):
         return _walk(anchors=anchors)
     step = -(-head // workers)
     bounds = [(lo, min(lo + step - 1, head)) for lo in range(1, head + 1, step)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -330,6 +331,7 @@ def tamper_committed(sql: str, params: list | None = None) -> None:
 def test_the_parallel_walk_finds_what_the_sequential_walk_finds(settings, sql, first_invalid):
     settings.JIT_AUDIT_VERIFY_PARALLEL_FROM = 2
     settings.JIT_AUDIT_VERIFY_PROCESSES = 2
+    assert threading.active_count() == 1  # else verify_audit would walk in one process
     write_events(40)
     if sql:
         tamper_committed(sql)
@@ -338,3 +340,24 @@ def test_the_parallel_walk_finds_what_the_sequential_walk_finds(settings, sql, f
     assert (parallel.ok, parallel.first_invalid_seq) == (sequential.ok, sequential.first_invalid_seq)
     assert parallel.first_invalid_seq == first_invalid
     assert parallel.checked == sequential.checked
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_threaded_process_verifies_without_forking(settings, monkeypatch):
+    """A threaded web worker must not fork: verification walks in one process there."""
+    settings.JIT_AUDIT_VERIFY_PARALLEL_FROM = 2
+    write_events(10)
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("forked from a threaded process")
+
+    monkeypatch.setattr("jitaccess.audit.verification.ProcessPoolExecutor", no_pool)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        report = verify_audit()
+    finally:
+        release.set()
+        other.join()
+    assert report.ok and report.checked == 10
