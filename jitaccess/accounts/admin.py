@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from jitaccess.accounts.models import ApiToken, User
-from jitaccess.admin_access import ReadOnlyRecord
+from jitaccess.accounts.models import ApiToken, GroupSecondFactorPolicy, User
+from jitaccess.admin_access import ReadOnlyRecord, SecurityAdminEditable
 
 
 @admin.register(User)
@@ -16,3 +16,9 @@ class UserAdmin(DjangoUserAdmin):
 class ApiTokenAdmin(ReadOnlyRecord):
     list_display = ("prefix", "user", "created_at", "expires_at", "revoked_at", "last_used_at")
     exclude = ("token_hash",)
+
+
+@admin.register(GroupSecondFactorPolicy)
+class GroupSecondFactorPolicyAdmin(SecurityAdminEditable):
+    list_display = ("group", "require_totp")
+    list_filter = ("require_totp",)

@@ -7,7 +7,13 @@ from rest_framework import authentication, exceptions
 from jitaccess import clock
 from jitaccess.accounts.models import ApiToken
 from jitaccess.accounts.permissions import second_factor_satisfied
+from jitaccess.accounts.selectors import second_factor_missing
 from jitaccess.tokens import last_used_touch, token_digest
+
+ENROL_FIRST = (
+    "Your groups require an authenticator app (TOTP) and you have not set one up. "
+    "Sign in with a browser and set it up at /account/two-factor/ first."
+)
 
 
 def bearer_token(request: Any) -> str | None:
@@ -38,6 +44,9 @@ class BearerAuthentication(authentication.BaseAuthentication):
         # One message for unknown, expired and revoked tokens: nothing to learn from the answer.
         if record is None or not record.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid or expired token.")
+        # A token issued before a group began to require TOTP is no way around enrolling.
+        if second_factor_missing(record.user):
+            raise exceptions.PermissionDenied(ENROL_FIRST)
         last_used_touch(record, now)
         return record.user, record
 
@@ -49,11 +58,15 @@ class SecondFactorSessionAuthentication(authentication.SessionAuthentication):
     """DRF's session authentication, minus sessions that skipped the user's second factor.
 
     Such a session (opened by a password-only form, or ``force_login``) counts as no
-    authentication at all, so the caller gets the same 401 / 403 as an anonymous one.
+    authentication at all, so the caller gets the same 401 / 403 as an anonymous one. The session
+    of someone whose groups require an authenticator they have not set up is refused with a 403
+    that says so.
     """
 
     def authenticate(self, request: Any) -> tuple[Any, None] | None:
         result = super().authenticate(request)
         if result is None or not second_factor_satisfied(result[0]):
             return None
+        if second_factor_missing(result[0]):
+            raise exceptions.PermissionDenied(ENROL_FIRST)
         return result

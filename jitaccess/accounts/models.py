@@ -41,3 +41,25 @@ class ApiToken(HashedBearerToken):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+
+class GroupSecondFactorPolicy(models.Model):
+    """Whether members of a group must use an authenticator app (TOTP).
+
+    A member without a confirmed device may do nothing but set one up: every browser page leads to
+    the enrolment page, and the API refuses their session and their token requests.
+    """
+
+    group = models.OneToOneField(
+        "auth.Group", on_delete=models.CASCADE, related_name="second_factor_policy", verbose_name="group"
+    )
+    require_totp = models.BooleanField(
+        default=True, help_text="Members must set up an authenticator app before they can do anything else."
+    )
+
+    class Meta:
+        verbose_name = "second-factor policy"
+        verbose_name_plural = "second-factor policies"
+
+    def __str__(self) -> str:
+        return f"{self.group}: {'TOTP required' if self.require_totp else 'TOTP optional'}"

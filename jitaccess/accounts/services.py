@@ -1,20 +1,25 @@
-"""Writes for accounts: personal API tokens."""
+"""Writes for accounts: personal API tokens, sign-in records, the authenticator app (TOTP)."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django_otp import devices_for_user
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from jitaccess import clock
 from jitaccess.accounts.models import ApiToken
+from jitaccess.accounts.selectors import groups_requiring_totp
 from jitaccess.audit.models import Outcome
 from jitaccess.audit.services import audit_record
+from jitaccess.errors import Conflict, InvalidInput, NotAllowed
 from jitaccess.tokens import new_token, token_digest
 
 PERSONAL_TOKEN_PREFIX = "jit_"
@@ -61,20 +66,40 @@ def second_factor_problem(user: Any, otp: str) -> bool:
     return not otp or not any(device.verify_token(otp) for device in devices)
 
 
-def session_event_record(action: str, *, user: Any) -> None:
-    """Audit a sign-in or sign-out (``auth.login`` / ``auth.logout``) in its own transaction."""
+def session_event_record(action: str, *, user: Any, reason: str | None = None) -> None:
+    """Audit a sign-in or sign-out (``auth.login`` / ``auth.logout``) in its own transaction.
+
+    ``reason`` says why a session ended when the person did not end it (``idle``).
+    """
     with transaction.atomic():
-        audit_record(action, actor=user, target_type="user", target_id=user.get_username()[:64])
+        audit_record(
+            action,
+            actor=user,
+            target_type="user",
+            target_id=user.get_username()[:64],
+            data={"reason": reason} if reason else None,
+        )
+
+
+def username_for_records(username: str) -> tuple[str, bool]:
+    """How a typed user name may be kept (audit trail, lockout records), and whether it is an account's.
+
+    A name that is no account's is kept only as a keyed hash: people type passwords into the
+    user-name field, and no record may hold them. The hash still groups repeated attempts.
+    """
+    known = get_user_model().objects.filter(username=username).exists()
+    if known:
+        return username, True
+    return "hmac:" + salted_hmac("jitaccess.audit.username", username).hexdigest()[:32], False
 
 
 def login_failed_record(*, username: str, reason: str) -> None:
     """Audit a failed sign-in, in its own transaction: there is no state change to undo.
 
-    A name that is no account's is kept only as a keyed hash: people type passwords into the
-    user-name field, and the trail must not hold them. The hash still groups repeated attempts.
+    Unknown names are kept only as a keyed hash (``username_for_records``).
     """
-    known = get_user_model().objects.filter(username=username).exists()
-    target = username[:64] if known else "hmac:" + salted_hmac("jitaccess.audit.username", username).hexdigest()[:32]
+    target, known = username_for_records(username)
+    target = target[:64]
     with transaction.atomic():
         audit_record(
             "auth.login_failed",
@@ -82,4 +107,164 @@ def login_failed_record(*, username: str, reason: str) -> None:
             target_type="user",
             target_id=target,
             data={"reason": reason, "known_user": known},
+        )
+
+
+# --- authenticator app (TOTP) -------------------------------------------------------------------
+
+TOTP_DEVICE_NAME = "Authenticator app"
+CODE_NOT_ACCEPTED = "That code was not accepted. Enter the code your authenticator app shows now; each code works once."
+
+
+def totp_code_problem(devices: list[TOTPDevice], code: str) -> str | None:
+    """None when ``code`` is a current code of one of ``devices``, else what to tell the person.
+
+    verify_token records the time step it accepted (no replay) and counts failures: django-otp
+    then makes the device wait, longer after each wrong code. Callers commit that before refusing,
+    or a rollback would undo the wait.
+    """
+    waits = []
+    for device in devices:
+        allowed, details = device.verify_is_allowed()
+        if not allowed:
+            waits.append((details or {}).get("locked_until"))
+        elif code and device.verify_token(code):
+            return None
+    if waits and len(waits) == len(devices) and all(waits):
+        seconds = max(1, math.ceil((min(waits) - timezone.now()).total_seconds()))
+        return (
+            f"Too many wrong codes in a row: wait {seconds} second{'' if seconds == 1 else 's'}, "
+            "then enter the code your app shows then."
+        )
+    return CODE_NOT_ACCEPTED
+
+
+def totp_enrolment_start(*, user: Any) -> TOTPDevice:
+    """A new unconfirmed device, with a new key, for the person to set up.
+
+    Their other unconfirmed devices go: never confirmed, they were never usable, and a device the
+    person did not start themselves (one added in the admin, with a key someone else saw) must not
+    be the one they confirm. The caller shows the key to one session only.
+    """
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+        return TOTPDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=False)
+
+
+def totp_enrolment_confirm(device: TOTPDevice, *, user: Any, code: str, replacing: bool = False) -> TOTPDevice:
+    """Confirm ``device`` with a current code from it. A person who already has an authenticator
+    may confirm a new one only as a replacement (``replacing``: they gave a code of the old one
+    first); the old one then goes, in the same transaction."""
+    with transaction.atomic():
+        device = TOTPDevice.objects.select_for_update().filter(pk=device.pk, user=user, confirmed=False).first()
+        if device is None:
+            raise Conflict("This set-up has ended: it was finished or replaced. Start again from the page.")
+        existing = list(TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True))
+        if existing and not replacing:
+            raise Conflict("You already have an authenticator app. Replace it with a code from it first.")
+        problem = totp_code_problem([device], code)
+        if problem is None:
+            if existing:
+                TOTPDevice.objects.filter(pk__in=[old.pk for old in existing]).delete()
+                audit_record(
+                    "auth.second_factor_removed",
+                    actor=user,
+                    target_type="user",
+                    target_id=user.get_username()[:64],
+                    data={"devices": len(existing), "reason": "replaced"},
+                )
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            audit_record(
+                "auth.second_factor_enrolled",
+                actor=user,
+                target_type="user",
+                target_id=user.get_username()[:64],
+                data={"device": device.pk, "replaced": bool(existing)},
+            )
+    if problem is not None:
+        raise InvalidInput("code", problem)
+    return device
+
+
+def totp_replacement_start(*, user: Any, code: str) -> TOTPDevice:
+    """A new unconfirmed device for a person who proved, with a code, that they hold the current one."""
+    with transaction.atomic():
+        existing = list(TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True))
+        if not existing:
+            raise Conflict("You have no authenticator app to replace; set one up instead.")
+        problem = totp_code_problem(existing, code)
+    if problem is not None:
+        raise InvalidInput("code", problem)
+    return totp_enrolment_start(user=user)
+
+
+def totp_device_remove(*, user: Any, code: str) -> None:
+    """Remove the person's authenticator, with a current code from it. Refused while one of their
+    groups requires one: they may replace it, never go without."""
+    groups = groups_requiring_totp(user)
+    if groups:
+        raise NotAllowed(
+            f"Your group{'s' if len(groups) > 1 else ''} {', '.join(groups)} require"
+            f"{'' if len(groups) > 1 else 's'} an authenticator app, so it cannot be removed. "
+            "To move it to a new phone, replace it instead."
+        )
+    with transaction.atomic():
+        existing = list(TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True))
+        if not existing:
+            raise Conflict("You have no authenticator app to remove.")
+        problem = totp_code_problem(existing, code)
+        if problem is None:
+            TOTPDevice.objects.filter(user=user).delete()
+            audit_record(
+                "auth.second_factor_removed",
+                actor=user,
+                target_type="user",
+                target_id=user.get_username()[:64],
+                data={"devices": len(existing), "reason": "removed"},
+            )
+    if problem is not None:
+        raise InvalidInput("code", problem)
+
+
+# --- lockout and re-authentication ---------------------------------------------------------------
+
+
+def lockout_record(*, username: str, failures: int | None) -> None:
+    """Audit that sign-in for ``username`` (from one address) is locked after repeated failures."""
+    target, known = username_for_records(username)
+    with transaction.atomic():
+        audit_record(
+            "auth.locked_out",
+            outcome=Outcome.DENIED,
+            target_type="user",
+            target_id=target[:64],
+            data={
+                "failures": failures,
+                "known_user": known,
+                "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+            },
+        )
+
+
+def reauth_record(*, user: Any, second_factor: bool) -> None:
+    with transaction.atomic():
+        audit_record(
+            "auth.reauthenticated",
+            actor=user,
+            target_type="user",
+            target_id=user.get_username()[:64],
+            data={"second_factor": second_factor},
+        )
+
+
+def reauth_failed_record(*, user: Any, reason: str) -> None:
+    with transaction.atomic():
+        audit_record(
+            "auth.reauth_failed",
+            actor=user,
+            outcome=Outcome.DENIED,
+            target_type="user",
+            target_id=user.get_username()[:64],
+            data={"reason": reason},
         )

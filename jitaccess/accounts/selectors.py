@@ -1,0 +1,37 @@
+"""Reads for accounts: who must use a second factor, and which authenticator a person has."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from jitaccess.accounts.models import GroupSecondFactorPolicy
+
+
+def groups_requiring_totp(user: Any) -> list[str]:
+    """Names of the user's groups whose policy requires an authenticator app, sorted."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return sorted(
+        GroupSecondFactorPolicy.objects.filter(require_totp=True, group__user=user).values_list(
+            "group__name", flat=True
+        )
+    )
+
+
+def second_factor_required(user: Any) -> bool:
+    """Does one of the user's groups require an authenticator app (TOTP)?"""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return GroupSecondFactorPolicy.objects.filter(require_totp=True, group__user=user).exists()
+
+
+def confirmed_totp_device(user: Any) -> TOTPDevice | None:
+    """The user's set-up authenticator (the newest, should there be several)."""
+    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-pk").first()
+
+
+def second_factor_missing(user: Any) -> bool:
+    """Required by a group but not set up: such a person may do nothing but set it up."""
+    return second_factor_required(user) and not TOTPDevice.objects.filter(user=user, confirmed=True).exists()
