@@ -132,12 +132,22 @@ class AccessRequest(models.Model):
     created_at = models.DateTimeField()
     pending_expires_at = models.DateTimeField()
     decided_at = models.DateTimeField(null=True, blank=True)
+    # The open stage's clock, for reminders (bookkeeping outside the digest): when it opened, when
+    # its deadline from the snapshot passes (null: none), and when its approvers were reminded.
+    stage_opened_at = models.DateTimeField(null=True, blank=True)
+    stage_deadline_at = models.DateTimeField(null=True, blank=True)
+    stage_reminded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["state", "open_stage_group"]),
             models.Index(fields=["requester", "-id"]),
             models.Index(fields=["state", "pending_expires_at"]),
+            models.Index(
+                fields=["stage_deadline_at"],
+                condition=Q(state="pending", stage_reminded_at__isnull=True),
+                name="request_stage_deadline_due",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -195,6 +205,8 @@ class Grant(models.Model):
     end_reason = models.TextField(blank=True)
     # When the precise expiry task was last handed to the broker (bookkeeping, not state).
     expiry_enqueued_at = models.DateTimeField(null=True, blank=True)
+    # When the expiry warning was handed to the mailer: at most one per grant (bookkeeping).
+    expiry_warned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

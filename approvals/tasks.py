@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from approvals import expiry
+from approvals import expiry, notifications
 from jitaccess.audit.context import audit_context
 
 # Longer waits are left to the scheduler, which re-enqueues within the horizon.
@@ -29,3 +29,41 @@ def schedule_due_expiries() -> int:
 def expiry_sweep() -> dict[str, int]:
     with audit_context():
         return expiry.expiry_sweep()
+
+
+# --- email notifications (approvals/notifications.py) ---
+# Mail tasks are acknowledged on receipt: a worker lost mid-send drops a message rather than
+# sending it twice. Relay and network errors are retried with backoff instead.
+
+
+@shared_task(ignore_result=True, acks_late=False)
+def notify(kinds: list[str], object_id: int, stage: int | None = None) -> int:
+    """Fan out: one send task per recipient, so a failure retries that recipient only."""
+    sent = 0
+    for kind in kinds:
+        for user_id in notifications.recipients_of(kind, object_id, stage):
+            send_notification.delay(kind, object_id, user_id, stage)
+            sent += 1
+    return sent
+
+
+@shared_task(
+    ignore_result=True,
+    acks_late=False,
+    autoretry_for=notifications.SEND_ERRORS,
+    retry_backoff=30,
+    retry_backoff_max=600,
+    max_retries=5,
+)
+def send_notification(kind: str, object_id: int, user_id: int, stage: int | None = None) -> bool:
+    return notifications.deliver(kind, object_id, user_id, stage)
+
+
+@shared_task(ignore_result=True)
+def notify_expiry_warnings() -> int:
+    return notifications.expiry_warnings_claim()
+
+
+@shared_task(ignore_result=True)
+def notify_stage_deadlines() -> int:
+    return notifications.stage_deadlines_claim()
