@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from rest_framework.renderers import JSONRenderer
 
@@ -17,17 +17,10 @@ from approvals import evidence, selectors, workflow
 from approvals.api.serializers import EvidencePackSerializer
 from approvals.models import AccessRequest, Grant, GrantCredential
 from jitaccess import clock
-from jitaccess.audit.filters import BIGINT_MAX
 from jitaccess.audit.pages.views import EventRow, checkpoint_view, event_rows
 from jitaccess.web.access import auditor_page
+from jitaccess.web.outcomes import object_or_404
 from jitaccess.web.paging import CursorForm, keyset_page, page_links
-
-
-def _one(qs: QuerySet, pk: int, what: str) -> Any:
-    found = qs.filter(pk=pk).first() if pk <= BIGINT_MAX else None
-    if found is None:
-        raise Http404(f"No such {what}.")
-    return found
 
 
 @dataclass(frozen=True)
@@ -70,7 +63,7 @@ def _timeline(request: HttpRequest, template: str, events: QuerySet, context: di
 
 @auditor_page
 def request_timeline(request: HttpRequest, pk: int) -> HttpResponse:
-    access_request = _one(
+    access_request = object_or_404(
         selectors.requests_visible_to(request.user)
         .select_related("grant__user", "grant__security_group", "grant__entitlement", "grant__credential")
         .prefetch_related("decisions__approver"),
@@ -83,7 +76,9 @@ def request_timeline(request: HttpRequest, pk: int) -> HttpResponse:
 
 @auditor_page
 def grant_timeline(request: HttpRequest, pk: int) -> HttpResponse:
-    grant = _one(selectors.grants_visible_to(request.user).select_related("request", "credential"), pk, "grant")
+    grant = object_or_404(
+        selectors.grants_visible_to(request.user).select_related("request", "credential"), pk, "grant"
+    )
     summary = grant_summary(grant, now=clock.now())
     return _timeline(request, "approvals/grant_timeline.html", selectors.grant_timeline(pk), {"summary": summary})
 
@@ -96,7 +91,7 @@ class ProvenEvent(EventRow):
 @auditor_page
 def grant_evidence(request: HttpRequest, pk: int) -> HttpResponse:
     """The pack as a printable page. Showing it is taking it away, so it is recorded as exported."""
-    grant = _one(selectors.grants_visible_to(request.user), pk, "grant")
+    grant = object_or_404(selectors.grants_visible_to(request.user), pk, "grant")
     pack = evidence.grant_evidence_export(grant, acting_user=request.user)
     proof = pack.chain_proof
     hash_ok = {item["seq"]: item["hash_ok"] for item in proof["events"]}
@@ -120,7 +115,7 @@ def grant_evidence(request: HttpRequest, pk: int) -> HttpResponse:
 @auditor_page
 def grant_evidence_download(request: HttpRequest, pk: int) -> HttpResponse:
     """The pack as the API gives it (``GET /api/v1/grants/<id>/evidence/``), as a file."""
-    grant = _one(selectors.grants_visible_to(request.user), pk, "grant")
+    grant = object_or_404(selectors.grants_visible_to(request.user), pk, "grant")
     pack = evidence.grant_evidence_export(grant, acting_user=request.user)
     body = JSONRenderer().render(EvidencePackSerializer(pack, context={"now": pack.generated_at}).data)
     response = HttpResponse(body, content_type="application/json")

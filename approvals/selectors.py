@@ -9,6 +9,7 @@ from django.db.models import Q, QuerySet
 
 from approvals.models import (
     AccessRequest,
+    ApprovalStage,
     Decision,
     Entitlement,
     Grant,
@@ -129,6 +130,35 @@ def requests_awaiting(user: Any) -> QuerySet[AccessRequest]:
         .exclude(requester=user)
         .exclude(pk__in=Decision.objects.filter(approver=user).values("request_id"))
     )
+
+
+def requestable_entitlements(user: Any) -> QuerySet[Entitlement]:
+    """The entitlements this user may ask for now: open ones whose requester group they are in."""
+    return (
+        Entitlement.objects.filter(is_active=True, requester_group__name__in=group_names(user))
+        .select_related("security_group", "requester_group")
+        .prefetch_related("stages__approver_group")
+        .order_by("name")
+    )
+
+
+def approver_of_any_stage(user: Any) -> bool:
+    """Is the user in a group that some entitlement's stage names as its approvers?"""
+    return ApprovalStage.objects.filter(approver_group__name__in=group_names(user)).exists()
+
+
+def grants_held_by(user: Any, *, at: datetime) -> QuerySet[Grant]:
+    """The user's grants usable at ``at``, the one ending soonest first."""
+    return grants_in_state(
+        Grant.objects.filter(user=user).select_related("security_group", "entitlement", "credential"),
+        GrantState.ACTIVE,
+        at=at,
+    ).order_by("expires_at")
+
+
+def decisions_by(user: Any) -> QuerySet[Decision]:
+    """The decisions this user made, with their requests (for the approver's history)."""
+    return Decision.objects.filter(approver=user).select_related("request__requester", "request__entitlement")
 
 
 # --- time-based truth at read time --------------------------------------------------------------

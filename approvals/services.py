@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from approvals import workflow
+from approvals import notifications, workflow
 from approvals.expiry import expiry_enqueue_if_due, grant_expire_locked, request_expire_locked
 from approvals.models import (
     AccessRequest,
@@ -81,19 +81,19 @@ def request_submit(
             target_type="entitlement",
             target_id=entitlement.slug,
         )
-    if purpose not in entitlement.purposes:
-        raise InvalidInput("purpose", f"Not an allowed purpose; choose one of: {', '.join(entitlement.purposes)}.")
-    if not justification:
-        raise InvalidInput("justification", "A justification is required.")
-    if entitlement.requires_ticket and not ticket:
-        raise InvalidInput("ticket", "This entitlement requires a ticket reference.")
     if duration_seconds is None:
         duration_seconds = entitlement.default_duration_seconds
-    problem = workflow.duration_problem(
-        duration_seconds, max_seconds=entitlement.max_duration_seconds, min_seconds=settings.JIT_MIN_GRANT_SECONDS
+    problems = workflow.submission_problems(
+        entitlement,
+        purpose=purpose,
+        justification=justification,
+        ticket=ticket,
+        duration_seconds=duration_seconds,
+        min_seconds=settings.JIT_MIN_GRANT_SECONDS,
     )
-    if problem:
-        raise InvalidInput("duration_seconds", f"Duration {problem}.")
+    if problems:
+        field, message = next(iter(problems.items()))
+        raise InvalidInput(field, message)
     stages = list(entitlement.stages.select_related("approver_group"))
     if not stages:
         raise InvalidInput("entitlement", "This entitlement has no approval stages configured.")
@@ -121,6 +121,7 @@ def request_submit(
         )
         request.digest = workflow.request_digest(request)
         request.save(update_fields=["digest"])
+        notifications.stage_opened(request, now=now)
         audit_record(
             "request.submitted",
             actor=requester,
@@ -137,7 +138,7 @@ def request_submit(
     return request
 
 
-def _decision_refusal(
+def decision_refusal(
     request: AccessRequest, *, approver: Any, stage: int | None, digest: str | None, now: Any
 ) -> DomainError | None:
     """Why this approver may not decide this request now, or None. Order matters: the answer
@@ -168,6 +169,23 @@ def _decision_refusal(
     return None
 
 
+# Refusals that no later moment can lift for this person.
+_FINAL_REFUSALS = frozenset({"self_approval", "already_decided", "not_pending", "request_expired"})
+
+
+def decision_refusal_is_final(refusal: DomainError | None, request: AccessRequest, *, approver: Any) -> bool:
+    """Will this approver be refused whatever happens next? Then a page or the API may let the
+    service refuse (and audit) the attempt at once, without asking for a re-authentication first.
+    "Not your stage" is final only for someone in none of the request's approver groups: for
+    anyone else the stage can still move on to theirs."""
+    if refusal is None:
+        return False
+    if refusal.code in _FINAL_REFUSALS:
+        return True
+    groups = fresh_group_names(approver)
+    return refusal.code == "not_in_stage_group" and not any(f"|{g}|" in request.approver_groups for g in groups)
+
+
 def request_decide(
     request: AccessRequest,
     *,
@@ -190,7 +208,7 @@ def request_decide(
         # stage see each other's rows, so exactly one of them completes the quorum.
         request = AccessRequest.objects.select_for_update().get(pk=request.pk)
         now = clock.now()
-        refusal = _decision_refusal(request, approver=approver, stage=stage, digest=digest, now=now)
+        refusal = decision_refusal(request, approver=approver, stage=stage, digest=digest, now=now)
         if refusal is not None:
             if refusal.code == "request_expired":
                 request_expire_locked(request, now=now)
@@ -214,7 +232,7 @@ def request_decide(
 
 def _decision_apply(request: AccessRequest, *, approver: Any, decision: str, comment: str, now: Any) -> None:
     order = request.current_stage
-    Decision.objects.create(
+    recorded = Decision.objects.create(
         request=request,
         stage_order=order,
         approver=approver,
@@ -230,6 +248,7 @@ def _decision_apply(request: AccessRequest, *, approver: Any, decision: str, com
         target_id=request.pk,
         data={"stage": order, "digest": request.digest, "comment": comment},
     )
+    notifications.decision_recorded(recorded)
     if decision == DecisionKind.DENY:
         request.state = RequestState.DENIED
         request.decided_at = now
@@ -250,6 +269,7 @@ def _decision_apply(request: AccessRequest, *, approver: Any, decision: str, com
         audit_record(
             "request.stage_opened", target_type="access_request", target_id=request.pk, data={"stage": following}
         )
+        notifications.stage_opened(request, now=now)
         return
     request.state = RequestState.APPROVED
     request.decided_at = now
@@ -284,6 +304,7 @@ def _grant_issue(request: AccessRequest, *, approver: Any, now: Any) -> Grant:
         },
     )
     expiry_enqueue_if_due(grant)
+    notifications.grant_issued(grant)
     return grant
 
 

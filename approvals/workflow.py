@@ -114,6 +114,24 @@ def stage_states(
     return result
 
 
+def submission_problems(
+    entitlement: Any, *, purpose: str, justification: str, ticket: str, duration_seconds: int, min_seconds: int
+) -> dict[str, str]:
+    """Every problem of a request's input against its entitlement's policy, by field, in the
+    order a form shows them. Empty when the request may be submitted."""
+    problems: dict[str, str] = {}
+    if purpose not in entitlement.purposes:
+        problems["purpose"] = f"Not an allowed purpose; choose one of: {', '.join(entitlement.purposes)}."
+    if not justification.strip():
+        problems["justification"] = "A justification is required."
+    if entitlement.requires_ticket and not ticket.strip():
+        problems["ticket"] = "This entitlement requires a ticket reference."
+    problem = duration_problem(duration_seconds, max_seconds=entitlement.max_duration_seconds, min_seconds=min_seconds)
+    if problem:
+        problems["duration_seconds"] = f"Duration {problem}."
+    return problems
+
+
 def duration_problem(duration_seconds: int, *, max_seconds: int, min_seconds: int) -> str | None:
     """Why a requested duration is not acceptable, or None (invariant 5)."""
     if duration_seconds <= 0:

@@ -53,3 +53,13 @@ def key_version_references(keyring: KeyRing) -> dict[int, int]:
 
 def keyrings_due_for_rotation(*, now: datetime) -> QuerySet[KeyRing]:
     return KeyRing.objects.filter(next_rotation_at__lte=now).order_by("next_rotation_at")
+
+
+def secrets_opened_by(security_group_id: int) -> QuerySet[Secret]:
+    """The secrets a grant for this security group opens: every ring the group gates (metadata only)."""
+    return (
+        Secret.objects.filter(keyring__security_group_id=security_group_id)
+        .select_related("keyring")
+        .defer("envelope")
+        .order_by("keyring__name", "name")
+    )

@@ -22,8 +22,10 @@ from approvals.api.serializers import (
 )
 from approvals.evidence import grant_evidence_export
 from approvals.models import AccessRequest, DecisionKind, Grant
+from approvals.permissions import can_revoke_grant
 from jitaccess import clock
 from jitaccess.accounts.permissions import IsAuditor
+from jitaccess.accounts.reauth import reauth_required_for_session
 from jitaccess.audit.api.serializers import AuditEventSerializer
 from jitaccess.audit.api.views import AuditorOnly, OldestEventFirst
 from jitaccess.audit.models import AuditEvent
@@ -94,6 +96,9 @@ class AccessRequestViewSet(
         target = self.get_object()
         serializer = DecisionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        refusal = services.decision_refusal(target, approver=request.user, stage=None, digest=None, now=clock.now())
+        if not services.decision_refusal_is_final(refusal, target, approver=request.user):
+            reauth_required_for_session(request)
         services.request_decide(target, approver=request.user, decision=decision, **serializer.validated_data)
         return Response(self._render(target.pk))
 
@@ -135,6 +140,8 @@ class GrantViewSet(ClockContextMixin, viewsets.ReadOnlyModelViewSet):
         grant = self.get_object()
         serializer = RevokeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if grant.user_id != request.user.pk and can_revoke_grant(request.user, grant):
+            reauth_required_for_session(request)  # ending someone else's access, as on the page
         grant = services.grant_revoke(grant, acting_user=request.user, reason=serializer.validated_data["reason"])
         return Response(
             GrantSerializer(self.get_queryset().get(pk=grant.pk), context=self.get_serializer_context()).data

@@ -9,6 +9,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from jitaccess.accounts.reauth import reauth_required_for_session
 from keys import services
 from keys.api.filters import SecretFilter
 from keys.api.serializers import (
@@ -21,7 +22,7 @@ from keys.api.serializers import (
     SecretUpdateSerializer,
 )
 from keys.models import KeyRing, Secret
-from keys.permissions import can_create_keyrings
+from keys.permissions import can_create_keyrings, can_manage_keyring
 from keys.reveal import secret_reveal
 from keys.selectors import keyrings_visible_to, secrets_visible_to
 
@@ -54,6 +55,8 @@ class KeyRingViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def rotate(self, request: Request, name: str | None = None) -> Response:
         keyring = self.get_object()
+        if can_manage_keyring(request.user, keyring):
+            reauth_required_for_session(request)
         services.keyring_rotate(keyring, acting_user=request.user)
         return self._render(keyring)
 
