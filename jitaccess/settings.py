@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from jitaccess.env import env_bool, env_int, env_key, env_list, env_secret, env_str
 
@@ -40,6 +42,7 @@ INSTALLED_APPS = [
     "jitaccess.audit",
     "approvals",
     "keys",
+    "axes",  # sign-in lockout (jitaccess/accounts/lockout.py)
 ]
 
 MIDDLEWARE = [
@@ -53,8 +56,13 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "approvals.middleware.GrantActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After the messages, which the idle sign-out leaves for the sign-in page.
+    "jitaccess.accounts.middleware.SessionIdleTimeoutMiddleware",
+    "jitaccess.accounts.middleware.SecondFactorRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    # Last: turns a sign-in refused for a lockout into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "jitaccess.urls"
@@ -103,6 +111,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# axes first: it refuses a locked-out name before any password is checked (docs/SIGN_IN.md).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -157,6 +167,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Mail has its own queue, so a slow SMTP relay or a burst of messages never holds up the expiry
+# tasks behind it. A worker consumes both unless started with -Q (e.g. a dedicated `-Q mail`).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue("celery"), Queue("mail")]
+CELERY_TASK_ROUTES = {
+    "approvals.tasks.notify": {"queue": "mail"},
+    "approvals.tasks.send_notification": {"queue": "mail"},
+}
 
 # --- Access policy knobs ---
 JIT_MIN_GRANT_SECONDS = env_int("JIT_MIN_GRANT_SECONDS", 60, minimum=1)
@@ -167,6 +185,32 @@ JIT_EXPIRY_SCHEDULE_SECONDS = env_int("JIT_EXPIRY_SCHEDULE_SECONDS", 10, minimum
 JIT_API_TOKEN_SECONDS = env_int("JIT_API_TOKEN_SECONDS", 8 * 3600, minimum=60)
 # Only seed_demo reads it; outside DEBUG it must be given explicitly.
 JIT_DEMO_PASSWORD = env_str("JIT_DEMO_PASSWORD", "jit-demo-pass" if DEBUG else "")
+
+# --- Email notifications (docs/NOTIFICATIONS.md) ---
+# The console backend prints mail to the worker's log in DEBUG (the demo); otherwise SMTP.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+# Required (outside DEBUG) only when the relay wants a login.
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", dev_default="", debug=DEBUG) if EMAIL_HOST_USER else ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Without a timeout a relay that stops answering would hold a worker forever.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+# Only the file-based backend reads it.
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", "") or str(VAR_DIR / "mail")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "jitaccess@localhost")
+# Links in messages are built on this, never on a request's Host header.
+JIT_PUBLIC_URL = env_str("JIT_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+if not re.fullmatch(r"https?://[^/\s?#]+", JIT_PUBLIC_URL):
+    raise ImproperlyConfigured("JIT_PUBLIC_URL must be a scheme and host such as https://jitaccess.example.com")
+# A grant's holder is warned this long before it ends (once; not for grants this short).
+JIT_EXPIRY_WARNING_SECONDS = env_int("JIT_EXPIRY_WARNING_SECONDS", 600, minimum=60)
+# How often beat looks for expiry warnings due and approval stages past their deadline.
+JIT_NOTIFY_SWEEP_SECONDS = env_int("JIT_NOTIFY_SWEEP_SECONDS", 60, minimum=1)
 
 # --- Keys (DESIGN.md §9) ---
 # The root key wraps every key-encryption key of the "local" key rings. It lives outside the
@@ -220,6 +264,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "jitaccess.audit.tasks.audit_checkpoint",
         "schedule": timedelta(seconds=JIT_AUDIT_CHECKPOINT_SECONDS),
     },
+    "notify-expiry-warnings": {
+        "task": "approvals.tasks.notify_expiry_warnings",
+        "schedule": timedelta(seconds=JIT_NOTIFY_SWEEP_SECONDS),
+    },
+    "notify-stage-deadlines": {
+        "task": "approvals.tasks.notify_stage_deadlines",
+        "schedule": timedelta(seconds=JIT_NOTIFY_SWEEP_SECONDS),
+    },
 }
 
 # --- REST API ---
@@ -266,6 +318,34 @@ SPECTACULAR_SETTINGS = {
 
 # --- django-auditlog: field diffs of configuration models only (see */auditlog registration). ---
 AUDITLOG_INCLUDE_ALL_MODELS = False
+
+# --- Sign-in security (docs/SIGN_IN.md) ---
+# Lockout (django-axes): this many failed sign-ins for one user name from one address lock that
+# pair for JIT_LOCKOUT_MINUTES after the last failure. Per name and address, so nobody can lock
+# a legal approver out from elsewhere; guessing from many addresses meets the second factor, the
+# per-name API throttle and the audit trail instead.
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = env_int("JIT_LOCKOUT_FAILURES", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("JIT_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Attempts during a lockout are refused unchecked and do not extend it: the wait the page names holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HANDLER = "jitaccess.accounts.lockout.AuditedLockoutHandler"
+AXES_USERNAME_CALLABLE = "jitaccess.accounts.lockout.lockout_username"
+AXES_CLIENT_IP_CALLABLE = "jitaccess.accounts.lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "jitaccess.accounts.lockout.lockout_response"
+# The audit trail records every sign-in, sign-out, failure and lockout already.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# Masked in the form data axes keeps with each failure.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token", "otp", "code", "csrfmiddlewaretoken"]
+# A session with no request for this long is signed out (SESSION_COOKIE_AGE caps it regardless).
+JIT_SESSION_IDLE_SECONDS = env_int("JIT_SESSION_IDLE_SECONDS", 1800, minimum=60)
+# Sensitive actions (a legal approver's decision) need a password (and code) this recent.
+JIT_REAUTH_SECONDS = env_int("JIT_REAUTH_SECONDS", 300, minimum=30)
+# The name authenticator apps show for the account.
+OTP_TOTP_ISSUER = "jitaccess"
 
 # --- Production hardening (more in docs/DEPLOY.md) ---
 SESSION_COOKIE_HTTPONLY = True

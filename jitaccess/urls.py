@@ -23,6 +23,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The browser pages; the API docs stay at /api/v1/docs/ and are linked from every page.
     path("audit/", include("jitaccess.audit.pages.urls")),
+    path("account/", include("jitaccess.accounts.urls")),
+    path("security/keyrings/", include("keys.urls")),
+    path("security/", include("approvals.policy_urls")),
     path("", include("approvals.urls")),
     path("", include("jitaccess.web.urls")),
 ]

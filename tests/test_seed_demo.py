@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 from django.db.models import Max
+from django.test import RequestFactory
 from rest_framework.test import APIClient
 
 from approvals.models import Entitlement, StandingMembership
@@ -29,7 +30,8 @@ def test_seed_demo_creates_what_the_contract_names_and_is_idempotent(db, setting
     for username, groups in expected.items():
         user = User.objects.get(username=username)
         assert set(user.groups.values_list("name", flat=True)) == groups
-        assert authenticate(username=username, password=settings.JIT_DEMO_PASSWORD) == user
+        sign_in = RequestFactory().post("/login/")  # the lockout counts every attempt against a request
+        assert authenticate(sign_in, username=username, password=settings.JIT_DEMO_PASSWORD) == user
     assert User.objects.count() == len(expected)
     assert User.objects.get(username="svc-exchange").is_service_account
     assert (

@@ -26,6 +26,11 @@ KNOWN_ACTIONS: frozenset[str] = frozenset(
         "auth.logout",
         "auth.token_issued",
         "auth.token_revoked",
+        "auth.locked_out",
+        "auth.reauthenticated",
+        "auth.reauth_failed",
+        "auth.second_factor_enrolled",
+        "auth.second_factor_removed",
         # the approval workflow
         "request.submitted",
         "request.submit_refused",

@@ -9,7 +9,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
-from jitaccess.roles import is_auditor
+from approvals.selectors import approver_of_any_stage, grants_held_by
+from jitaccess import clock
+from jitaccess.roles import DATACENTER_ADMINS, group_names, is_auditor, is_security_admin
 from jitaccess.web.access import signed_in
 
 
@@ -20,25 +22,42 @@ class NavLink:
     current: bool = False
 
 
+def _entries(user: Any) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(label, url, the other path prefixes of the section) for each page the user may open."""
+    entries: list[tuple[str, str, tuple[str, ...]]] = []
+    if DATACENTER_ADMINS in group_names(user) or grants_held_by(user, at=clock.now()).exists():
+        entries.append(("My access", reverse("approvals:dashboard"), ("/requests/", "/grants/")))
+    if approver_of_any_stage(user):
+        entries.append(("Approvals", reverse("approvals:inbox"), ()))
+    if is_auditor(user):
+        entries += [
+            ("Audit events", reverse("audit:events"), ()),
+            ("Configuration changes", reverse("audit:changes"), ()),
+            ("Reports", reverse("audit:reports"), ()),
+            ("Verification", reverse("audit:verify"), ()),
+        ]
+    if is_security_admin(user):
+        entries += [
+            ("Entitlements", reverse("security:entitlements"), ()),
+            ("Key rings", reverse("keyrings:list"), ()),
+            ("Active grants", reverse("security:grants"), ()),
+        ]
+    if user.is_staff:
+        entries.append(("Admin", reverse("admin:index"), ()))
+    entries.append(("Account", reverse("account:home"), ()))
+    entries.append(("API docs", reverse("api-docs"), ()))
+    return entries
+
+
 def _links(request: HttpRequest) -> list[NavLink]:
     if not signed_in(request):
         return []
-    user = request.user
-    entries: list[tuple[str, str]] = []
-    if is_auditor(user):
-        entries += [
-            ("Audit events", reverse("audit:events")),
-            ("Configuration changes", reverse("audit:changes")),
-            ("Reports", reverse("audit:reports")),
-            ("Verification", reverse("audit:verify")),
-        ]
-    if user.is_staff:
-        entries.append(("Admin", reverse("admin:index")))
-    entries.append(("API docs", reverse("api-docs")))
-    # The longest link that the path starts with is the section the page belongs to.
-    matches = [url for _, url in entries if request.path.startswith(url)]
-    current = max(matches, key=len) if matches else None
-    return [NavLink(label, url, url == current) for label, url in entries]
+    entries = _entries(request.user)
+    # The longest prefix that the path starts with names the section the page belongs to.
+    prefixes = [(prefix, url) for _, url, more in entries for prefix in (url, *more)]
+    matches = [(prefix, url) for prefix, url in prefixes if request.path.startswith(prefix)]
+    current = max(matches, key=lambda match: len(match[0]))[1] if matches else None
+    return [NavLink(label, url, url == current) for label, url, _ in entries]
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:

@@ -7,7 +7,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
-from jitaccess.roles import AUDITORS, DATACENTER_ADMINS, SECURITY_ADMINS, group_names, is_auditor, is_security_admin
+from approvals.selectors import approver_of_any_stage, grants_held_by, requests_awaiting
+from jitaccess import clock
+from jitaccess.roles import DATACENTER_ADMINS, group_names, is_auditor, is_security_admin
 from jitaccess.web.access import signed_in
 
 
@@ -20,15 +22,16 @@ def home(request: HttpRequest) -> HttpResponse:
     if is_auditor(user):
         return redirect("audit:events")
     groups = group_names(user)
+    now = clock.now()
     return render(
         request,
         "home.html",
         {
             "is_requester": DATACENTER_ADMINS in groups,
-            # Approver groups are whatever groups the policies name; any group that is not one of
-            # the role groups may be one.
-            "may_approve": bool(groups - {AUDITORS, SECURITY_ADMINS, DATACENTER_ADMINS}),
+            "may_approve": approver_of_any_stage(user),
             "is_security_admin": is_security_admin(user),
             "is_service_account": user.is_service_account,
+            "active_grants": grants_held_by(user, at=now).count(),
+            "awaiting": requests_awaiting(user).count(),
         },
     )

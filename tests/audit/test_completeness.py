@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import itertools
 import pathlib
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,18 +16,23 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from approvals import expiry
 from approvals import services as approval_services
 from approvals.models import AccessRequest, Grant, SecurityGroup
 from jitaccess import clock
+from jitaccess.accounts.reauth import REAUTH_SESSION_KEY
 from jitaccess.audit.actions import KNOWN_ACTIONS
 from jitaccess.audit.context import audit_context
 from jitaccess.audit.models import AuditEvent
 from keys import services as key_services
 from keys.models import KeyRing, KeyVersion
+from tests.accounts.test_second_factor import totp_now
 from tests.conftest import approve_through, submit
 from tests.keys.conftest import make_secret
 
@@ -324,6 +330,63 @@ def case_browser_sign_in_and_out(w):
         Expect("auth.login_failed", "", "user", "secadmin", outcome="denied"),
         Expect("auth.login", "secadmin", "user", "secadmin"),
         Expect("auth.logout", "secadmin", "user", "secadmin"),
+    ]
+
+
+def _browser(w, user=None):
+    """A browser, signed in as ``user`` (force_login: no code asked) before the action starts."""
+    client = Client()
+    if user is not None:
+        client.force_login(w.cast[user])
+    w.api(None)
+    client.defaults["HTTP_X_REQUEST_ID"] = w.request_id
+    return client
+
+
+def case_second_factor_enrolled(w):
+    client = _browser(w, "requester")
+    session = client.session
+    session[REAUTH_SESSION_KEY] = {"user": w.cast["requester"].pk, "at": time.time()}  # asked first
+    session.save()
+    assert client.get("/account/two-factor/").status_code == 200
+    device = TOTPDevice.objects.get(user=w.cast["requester"], confirmed=False)
+    response = client.post("/account/two-factor/", {"confirm-code": totp_now(device)})
+    assert response.status_code == 302, response.content
+    return [Expect("auth.second_factor_enrolled", "requester", "user", "requester")]
+
+
+def case_second_factor_removed(w):
+    device = TOTPDevice.objects.create(user=w.cast["requester"], name="phone", confirmed=True)
+    client = _browser(w, "requester")
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id  # a session verified with the code
+    session.save()
+    response = client.post("/account/two-factor/remove/", {"remove-code": totp_now(device)})
+    assert response.status_code == 302, response.content
+    return [Expect("auth.second_factor_removed", "requester", "user", "requester")]
+
+
+def case_reauthentication(w):
+    client = _browser(w, "legal1a")
+    refused = client.post("/account/reauth/", {"password": "wrong"})
+    assert refused.status_code == 400, refused.content
+    accepted = client.post("/account/reauth/", {"password": "pw-legal1a"})
+    assert accepted.status_code == 302, accepted.content
+    return [
+        Expect("auth.reauth_failed", "legal1a", "user", "legal1a", outcome="denied"),
+        Expect("auth.reauthenticated", "legal1a", "user", "legal1a"),
+    ]
+
+
+def case_lockout(w):
+    client = _browser(w)
+    limit = settings.AXES_FAILURE_LIMIT
+    codes = [client.post("/login/", {"username": "admin2", "password": "wrong"}).status_code for _ in range(limit)]
+    assert codes == [200] * (limit - 1) + [429]
+    # Locked: even the right password is refused, unchecked, and audited as a failure.
+    assert client.post("/login/", {"username": "admin2", "password": "pw-admin2"}).status_code == 429
+    return [Expect("auth.login_failed", "", "user", "admin2", outcome="denied")] * (limit + 1) + [
+        Expect("auth.locked_out", "", "user", "admin2", outcome="denied")
     ]
 
 

@@ -166,7 +166,7 @@ def test_home_sends_an_auditor_to_the_audit_events(cast):
         ("outsider", [], ["Request elevated access.", "Decide requests.", "Configure access.", "Automation."]),
     ],
 )
-def test_home_tells_everyone_else_what_they_can_do(cast, role, shown, not_shown):
+def test_home_tells_everyone_else_what_they_can_do(cast, entitlement, role, shown, not_shown):
     response = signed_in(cast[role]).get("/")
 
     assert response.status_code == 200
