@@ -24,7 +24,7 @@ from approvals.models import Grant, GrantState, RequestState
 from approvals.policy_forms import PolicyEditor, RevokeForm
 from approvals.policy_services import entitlement_create, entitlement_update
 from jitaccess import clock
-from jitaccess.accounts.reauth import reauth_fresh, reauth_url
+from jitaccess.accounts.reauth import reauth_detour, reauth_draft_take, reauth_fresh, reauth_url
 from jitaccess.errors import Conflict, InvalidInput, NotAllowed
 from jitaccess.web.access import security_admin_page
 from jitaccess.web.outcomes import object_or_404
@@ -56,7 +56,10 @@ def _policy_page(request: HttpRequest, editor: PolicyEditor, *, status: int = 20
 
 
 def _policy_saved(request: HttpRequest, editor: PolicyEditor) -> HttpResponse:
-    """Validate and save the posted policy; re-show it with every problem beside its field."""
+    """Validate and save the posted policy; re-show it with every problem beside its field.
+
+    Saving asks for a fresh re-authentication, as rotating and revoking do: a policy decides who
+    approves whom. What was typed survives the detour (``reauth_detour``)."""
     if not editor.is_valid():
         return _policy_page(request, editor, status=400)
     try:
@@ -83,16 +86,21 @@ def _policy_saved(request: HttpRequest, editor: PolicyEditor) -> HttpResponse:
 @security_admin_page
 def entitlement_create_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
+        if not reauth_fresh(request):
+            return reauth_detour(request)
         return _policy_saved(request, PolicyEditor(request.POST))
-    return _policy_page(request, PolicyEditor())
+    return _policy_page(request, PolicyEditor(reauth_draft_take(request)))
 
 
 @security_admin_page
 def entitlement_edit_page(request: HttpRequest, pk: int) -> HttpResponse:
     entitlement = object_or_404(selectors.entitlements_visible_to(request.user), pk, "entitlement")
     if request.method == "POST":
+        if not reauth_fresh(request):
+            return reauth_detour(request)
         return _policy_saved(request, PolicyEditor(request.POST, entitlement=entitlement))
-    return _policy_page(request, PolicyEditor(entitlement=entitlement))
+    # Back from re-authenticating, the form shows what was typed before, not the saved policy.
+    return _policy_page(request, PolicyEditor(reauth_draft_take(request), entitlement=entitlement))
 
 
 # --- active grants ------------------------------------------------------------------------------

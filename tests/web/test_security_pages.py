@@ -746,3 +746,18 @@ def test_a_policy_change_outside_a_web_request_still_names_its_actor(cast, entit
     assert (changed.actor_name, changed.data["fields"]) == ("secadmin", ["name"])
     stage_changes = config_changes("approvals.approvalstage", after=head)
     assert [(e.actor_name, e.data["fields"]) for e in stage_changes] == [("secadmin", ["name"])] * 2
+
+
+def test_saving_a_policy_needs_a_fresh_reauthentication_and_keeps_what_was_typed(cast, entitlement):
+    client = signed_in(cast["secadmin"])  # signed in, but not re-authenticated lately
+
+    response = client.post("/security/entitlements/new/", policy_form(entitlement, name="Typed before the detour"))
+
+    assert response.status_code == 302
+    assert response["Location"] == "/account/reauth/?next=%2Fsecurity%2Fentitlements%2Fnew%2F"
+    assert not Entitlement.objects.filter(slug="dkm-mail").exists()
+    back = reauthenticated(cast["secadmin"], client=client).get("/security/entitlements/new/")
+    assert elements(back, "input", name="name")[0].attrs["value"] == "Typed before the detour"
+    # The draft is handed back once; the next visit shows an empty form.
+    again = client.get("/security/entitlements/new/")
+    assert elements(again, "input", name="name")[0].attrs.get("value", "") == ""
