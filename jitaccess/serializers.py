@@ -4,6 +4,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -22,6 +24,8 @@ class StrictInputSerializer(serializers.Serializer):
 SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 
 
+# The slug is a string in the schema; the model it names depends on the caller, so none is derived.
+@extend_schema_field(OpenApiTypes.STR)
 class VisibleSlugField(serializers.SlugRelatedField):
     """An object named by its slug, looked up only among those the caller may see, so the answer
     for an unknown slug and for one hidden from the caller is the same 400."""

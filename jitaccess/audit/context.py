@@ -26,6 +26,12 @@ def new_correlation_id() -> str:
     return uuid.uuid4().hex
 
 
+def current_correlation_id() -> str | None:
+    """The id of the request or task under way, or None outside one (logging asks, never invents)."""
+    ctx = _current.get()
+    return ctx.correlation_id if ctx is not None else None
+
+
 def current_context() -> AuditContext:
     ctx = _current.get()
     return ctx if ctx is not None else AuditContext(correlation_id=new_correlation_id())

@@ -83,13 +83,17 @@ def new_page(browser: Browser, live_server: Any, request: pytest.FixtureRequest)
     """Opens pages, each in a context of its own: one per person signed in during the test.
 
     Relative URLs (``page.goto("/audit/")``) go to the live server. When the test fails, every
-    page it opened is saved under ``failures/`` in the screenshot folder.
+    page it opened is saved under ``failures/`` in the screenshot folder. Any Content-Security-Policy
+    violation on any of its pages fails the test: the pages must work under the site's CSP.
     """
     contexts: list[BrowserContext] = []
+    violations: list[str] = []
 
     def open_page() -> Page:
         context = browser.new_context(base_url=live_server.url, viewport=LAPTOP)
         context.set_default_timeout(TIMEOUT_MS)
+        context.add_init_script(_REPORT_CSP_VIOLATIONS)
+        context.on("console", lambda message: _keep_csp_violation(message.text, violations))
         contexts.append(context)
         return context.new_page()
 
@@ -106,6 +110,22 @@ def new_page(browser: Browser, live_server: Any, request: pytest.FixtureRequest)
                 opened.screenshot(path=folder / f"{stem}-{number}.png", full_page=True)
     for context in contexts:
         context.close()
+    if violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(violations), pytrace=False)
+
+
+# Chromium logs a blocked load to the console itself; the event also catches what it only reports.
+_REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`
+    + ` at ${event.sourceFile || document.location.href}:${event.lineNumber}`);
+});
+"""
+
+
+def _keep_csp_violation(text: str, violations: list[str]) -> None:
+    if text.startswith("CSP violation:") or "Content Security Policy" in text:
+        violations.append(text)
 
 
 @pytest.fixture
