@@ -105,6 +105,9 @@ def configure_environment(temp_dir: Path) -> None:
     os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1")
     os.environ.setdefault("JIT_TOKEN_THROTTLE", "1000000/min")
     os.environ.setdefault("JIT_TOKEN_USER_THROTTLE", "1000000/min")
+    # The bench measures reveal throughput; the production limits would refuse most of it.
+    os.environ.setdefault("JIT_REVEAL_THROTTLE", "1000000/min")
+    os.environ.setdefault("JIT_DECIDE_THROTTLE", "1000000/min")
     os.environ.setdefault("JIT_LOG_LEVEL", "WARNING")
     var_dir = temp_dir / "var"
     var_dir.mkdir()

@@ -99,3 +99,24 @@ def env_key(name: str, *, dev_default: str, debug: bool, length: int = 32) -> by
     if len(key) != length:
         raise ImproperlyConfigured(f"{name} must decode to {length} bytes, not {len(key)}")
     return key
+
+
+_RATE_PERIODS = {
+    **dict.fromkeys(("s", "sec", "second"), "second"),
+    **dict.fromkeys(("m", "min", "minute"), "minute"),
+    **dict.fromkeys(("h", "hour"), "hour"),
+    **dict.fromkeys(("d", "day"), "day"),
+}
+
+
+def env_rate(name: str, default: str) -> str:
+    """A request rate such as ``30/min``: a positive count, a slash and a period (s, min, hour, day).
+
+    Django REST framework reads only the period's first letter, so ``10/mango`` would pass there
+    unnoticed; a typo stops start-up here instead of silently changing a security limit.
+    """
+    raw = env_str(name, default).strip()
+    count, _, period = raw.partition("/")
+    if not (count.isascii() and count.isdigit() and int(count) >= 1 and period.strip().lower() in _RATE_PERIODS):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 30/min (count/s, min, hour or day), not {raw!r}")
+    return f"{int(count)}/{_RATE_PERIODS[period.strip().lower()]}"

@@ -24,6 +24,19 @@ class GrantCredentialScheme(OpenApiAuthenticationExtension):
         }
 
 
+class ServiceTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "jitaccess.accounts.authentication.ServiceTokenAuthentication"
+    name = "serviceToken"
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A service account's token (jits_…), created by a security admin; only for the "
+            "operations its scopes allow (secrets:read, secrets:reveal, secrets:write, requests:read).",
+        }
+
+
 class SecondFactorSessionScheme(SessionScheme):
     # drf-spectacular matches the exact class only; without this the cookie scheme would vanish
     # from the contract.

@@ -78,6 +78,21 @@ def _secret_id(raw: int | str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
+def secret_reveal_throttled(
+    secret_id: int | str, *, acting_user: Any, reason: Any, credential_grant_id: int | None = None
+) -> None:
+    """Audit a reveal attempt refused by the rate limit, before anything is looked up.
+
+    A refused attempt is still an attempt (invariant 8), and a burst of them is worth seeing.
+    """
+    reason = reason.strip() if isinstance(reason, str) else ""
+    data: dict[str, Any] = {"reason": _storable(reason)[:MAX_REASON_CHARS]}
+    if credential_grant_id is not None:
+        data["credential_grant"] = credential_grant_id
+    attempt = _Attempt(acting_user, _storable(str(secret_id))[:64], credential_grant_id, data)
+    attempt.record("secret.reveal_denied", Outcome.DENIED, refusal="throttled")
+
+
 def secret_reveal(
     secret_id: int | str, *, acting_user: Any, reason: Any, credential_grant_id: int | None = None
 ) -> Revealed:

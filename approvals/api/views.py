@@ -29,6 +29,7 @@ from jitaccess.accounts.reauth import reauth_required_for_session
 from jitaccess.audit.api.serializers import AuditEventSerializer
 from jitaccess.audit.api.views import AuditorOnly, OldestEventFirst
 from jitaccess.audit.models import AuditEvent
+from jitaccess.throttling import ExplainedThrottling
 
 
 class ClockContextMixin:
@@ -51,6 +52,7 @@ class EntitlementViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class AccessRequestViewSet(
+    ExplainedThrottling,
     ClockContextMixin,
     mixins.CreateModelMixin,
     mixins.ListModelMixin,
@@ -60,6 +62,9 @@ class AccessRequestViewSet(
     serializer_class = AccessRequestSerializer
     filterset_class = AccessRequestFilter
     queryset = AccessRequest.objects.none()  # for the schema generator; real reads are scoped below
+    throttled_actions = {"approve": "decide", "deny": "decide"}
+    # What a service-account token needs for each action (docs/AUTOMATION.md); nothing else.
+    service_token_scopes = {"list": "requests:read", "retrieve": "requests:read"}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         user = self.request.user
@@ -128,6 +133,7 @@ class GrantViewSet(ClockContextMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = GrantSerializer
     filterset_class = GrantFilter
     queryset = Grant.objects.none()
+    service_token_scopes = {"list": "requests:read", "retrieve": "requests:read"}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from jitaccess.accounts.models import ApiToken, GroupSecondFactorPolicy, User
+from jitaccess.accounts.models import ApiToken, GroupSecondFactorPolicy, ServiceToken, User
 from jitaccess.admin_access import ReadOnlyRecord, SecurityAdminEditable
 
 
@@ -15,6 +15,14 @@ class UserAdmin(DjangoUserAdmin):
 @admin.register(ApiToken)
 class ApiTokenAdmin(ReadOnlyRecord):
     list_display = ("prefix", "user", "created_at", "expires_at", "revoked_at", "last_used_at")
+    exclude = ("token_hash",)
+
+
+@admin.register(ServiceToken)
+class ServiceTokenAdmin(ReadOnlyRecord):
+    """Read-only: tokens are created and revoked on the security admins' page (audited there)."""
+
+    list_display = ("prefix", "account", "name", "created_at", "expires_at", "last_used_at", "revoked_at")
     exclude = ("token_hash",)
 
 

@@ -5,10 +5,14 @@ from typing import Any
 from rest_framework import authentication, exceptions
 
 from jitaccess import clock
-from jitaccess.accounts.models import ApiToken
+from jitaccess.accounts.models import ApiToken, ServiceToken
 from jitaccess.accounts.permissions import second_factor_satisfied
 from jitaccess.accounts.selectors import second_factor_missing
 from jitaccess.tokens import last_used_touch, token_digest
+
+# Service-account tokens start with this; personal tokens with "jit_", grant credentials "jitg_".
+SERVICE_TOKEN_PREFIX = "jits_"
+INVALID_TOKEN = "Invalid or expired token."
 
 ENROL_FIRST = (
     "Your groups require an authenticator app (TOTP) and you have not set one up. "
@@ -43,12 +47,40 @@ class BearerAuthentication(authentication.BaseAuthentication):
         )
         # One message for unknown, expired and revoked tokens: nothing to learn from the answer.
         if record is None or not record.user.is_active:
-            raise exceptions.AuthenticationFailed("Invalid or expired token.")
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN)
         # A token issued before a group began to require TOTP is no way around enrolling.
         if second_factor_missing(record.user):
             raise exceptions.PermissionDenied(ENROL_FIRST)
         last_used_touch(record, now)
         return record.user, record
+
+    def authenticate_header(self, request: Any) -> str:
+        return 'Bearer realm="api"'
+
+
+class ServiceTokenAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer jits_…``: a service-account token, authenticating as the account.
+
+    What it may do is its scopes' question, asked by the permission on each view
+    (``IsAuthenticatedPerson``). Expiry, revocation and the account's state are checked on every use.
+    """
+
+    def authenticate(self, request: Any) -> tuple[Any, ServiceToken] | None:
+        token = bearer_token(request)
+        if token is None or not token.startswith(SERVICE_TOKEN_PREFIX):
+            return None
+        now = clock.now()
+        record = (
+            ServiceToken.objects.select_related("account")
+            .filter(token_hash=token_digest(token), revoked_at__isnull=True, expires_at__gt=now)
+            .first()
+        )
+        # The same answer as for a personal token: unknown, expired, revoked and a deactivated
+        # account are indistinguishable.
+        if record is None or not record.account.is_active or not record.account.is_service_account:
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+        last_used_touch(record, now)
+        return record.account, record
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="api"'

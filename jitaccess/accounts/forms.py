@@ -1,4 +1,4 @@
-"""The account pages' forms: authenticator codes and re-authentication."""
+"""The account pages' forms: authenticator codes, re-authentication, service-account tokens."""
 
 from __future__ import annotations
 
@@ -6,6 +6,11 @@ import re
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+
+from jitaccess.accounts.models import ServiceTokenScope
+from jitaccess.accounts.selectors import service_accounts
 
 CODE_FORMAT = "Enter the 6 digits your authenticator app shows."
 
@@ -64,3 +69,40 @@ class ReauthForm(forms.Form):
         if not re.fullmatch(r"\d{6,8}", code):
             raise forms.ValidationError(CODE_FORMAT)
         return code
+
+
+class ServiceTokenForm(forms.Form):
+    """A security admin's new token for a service account. The service checks it all again."""
+
+    account = forms.ModelChoiceField(
+        queryset=None,  # set per form: the active service accounts now
+        to_field_name="username",
+        label="Service account",
+        empty_label="Choose a service account",
+        error_messages={"invalid_choice": "Choose an active service account from the list."},
+    )
+    name = forms.CharField(
+        max_length=100,
+        label="What it is for",
+        help_text="The job or host that will use it, so the list says whose it is.",
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=ServiceTokenScope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        label="Scopes",
+        help_text="Grant only what the job needs. Revealing also needs the account's standing membership.",
+        error_messages={"required": "Choose at least one scope."},
+    )
+    days = forms.IntegerField(label="Lifetime in days", min_value=1, initial=30)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.fields["account"].queryset = service_accounts()
+        limit = settings.JIT_SERVICE_TOKEN_MAX_DAYS
+        days = self.fields["days"]
+        days.max_value = limit
+        days.validators.append(MaxValueValidator(limit))
+        days.widget.attrs["max"] = limit
+        days.help_text = f"Every token expires; at most {limit} days."
+        self.fields["name"].widget.attrs["autocomplete"] = "off"

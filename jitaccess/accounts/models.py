@@ -43,6 +43,39 @@ class ApiToken(HashedBearerToken):
         return f"{self.prefix}… ({self.user})"
 
 
+class ServiceTokenScope(models.TextChoices):
+    """What a service-account token may do; each API view names the scope an action needs."""
+
+    SECRETS_READ = "secrets:read", "secrets:read — list and read secrets' metadata"
+    SECRETS_REVEAL = "secrets:reveal", "secrets:reveal — reveal secrets' values"
+    SECRETS_WRITE = "secrets:write", "secrets:write — create secrets and change their values"
+    REQUESTS_READ = "requests:read", "requests:read — read access requests and grants"
+
+
+class ServiceToken(HashedBearerToken):
+    """An API token of a service account, created by a security admin: scoped, always expiring,
+    revocable, shown once and then kept only as its hash."""
+
+    # The account it acts as; PROTECT keeps the token's history readable after the account goes.
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="service_tokens")
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. the job or host using it.")
+    scopes = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="service_tokens_created"
+    )
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    is_service_token = True
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.account}: {self.name})"
+
+
 class GroupSecondFactorPolicy(models.Model):
     """Whether members of a group must use an authenticator app (TOTP).
 

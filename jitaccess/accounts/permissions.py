@@ -5,14 +5,16 @@ from typing import Any
 from django_otp import user_has_device
 from rest_framework.permissions import BasePermission
 
-from jitaccess.roles import is_auditor
+from jitaccess.roles import is_auditor, is_security_admin
 
 
 class IsAuthenticatedPerson(BasePermission):
     """The default: an authenticated user acting with their own session or personal token.
 
     A grant credential authenticates too, but is scoped: only views that declare
-    ``accepts_grant_credential = True`` (revealing the grant's secrets) take it.
+    ``accepts_grant_credential = True`` (revealing the grant's secrets) take it. So is a
+    service-account token: only actions a view lists in ``service_token_scopes`` take it, and only
+    with that action's scope; a view that lists none refuses service tokens altogether.
     """
 
     message = "Authentication with a personal token or session is required here."
@@ -22,7 +24,24 @@ class IsAuthenticatedPerson(BasePermission):
             return False
         if getattr(request.auth, "is_grant_credential", False):
             return getattr(view, "accepts_grant_credential", False)
+        if getattr(request.auth, "is_service_token", False):
+            scope = service_token_scope_needed(request, view)
+            if scope is None:
+                self.message = "Service-account tokens cannot be used here."
+                return False
+            if scope not in request.auth.scopes:
+                self.message = f"This service-account token lacks the scope {scope}."
+                return False
         return True
+
+
+def service_token_scope_needed(request: Any, view: Any) -> str | None:
+    """The scope a service-account token needs for this call, or None when it may not make it.
+
+    Keyed by the viewset's action, or by the HTTP method for a plain API view.
+    """
+    scopes = getattr(view, "service_token_scopes", None) or {}
+    return scopes.get(getattr(view, "action", None) or request.method.lower())
 
 
 class IsAuditor(IsAuthenticatedPerson):
@@ -46,3 +65,12 @@ def second_factor_satisfied(user: Any) -> bool:
     if callable(is_verified) and is_verified():
         return True
     return not user_has_device(user, confirmed=True)
+
+
+class IsSecurityAdmin(IsAuthenticatedPerson):
+    """Members of ``security-admins``, with their own session or personal token."""
+
+    message = "Only security admins manage service-account tokens."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return super().has_permission(request, view) and is_security_admin(request.user)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from jitaccess.accounts.models import GroupSecondFactorPolicy
+from jitaccess.accounts.models import GroupSecondFactorPolicy, ServiceToken
+from jitaccess.roles import is_security_admin
 
 
 def groups_requiring_totp(user: Any) -> list[str]:
@@ -35,3 +39,21 @@ def confirmed_totp_device(user: Any) -> TOTPDevice | None:
 def second_factor_missing(user: Any) -> bool:
     """Required by a group but not set up: such a person may do nothing but set it up."""
     return second_factor_required(user) and not TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def service_tokens_visible_to(user: Any) -> QuerySet[ServiceToken]:
+    """Every service-account token for security admins, newest first; none for anyone else."""
+    tokens = ServiceToken.objects.select_related("account", "created_by", "revoked_by").order_by("-pk")
+    return tokens if is_security_admin(user) else tokens.none()
+
+
+def service_accounts() -> QuerySet[Any]:
+    """Active service accounts: the identities a token may be created for."""
+    return get_user_model().objects.filter(is_service_account=True, is_active=True).order_by("username")
+
+
+def service_token_state(token: ServiceToken, *, at: datetime) -> str:
+    """``revoked``, ``expired`` or ``active``, from the clock at read time."""
+    if token.revoked_at is not None:
+        return "revoked"
+    return "expired" if token.expires_at <= at else "active"

@@ -15,11 +15,13 @@ from django_otp import devices_for_user
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from jitaccess import clock
-from jitaccess.accounts.models import ApiToken
+from jitaccess.accounts.authentication import SERVICE_TOKEN_PREFIX
+from jitaccess.accounts.models import ApiToken, ServiceToken, ServiceTokenScope
 from jitaccess.accounts.selectors import groups_requiring_totp
 from jitaccess.audit.models import Outcome
 from jitaccess.audit.services import audit_record
 from jitaccess.errors import Conflict, InvalidInput, NotAllowed
+from jitaccess.roles import SECURITY_ADMINS, fresh_group_names
 from jitaccess.tokens import new_token, token_digest
 
 PERSONAL_TOKEN_PREFIX = "jit_"
@@ -54,6 +56,88 @@ def api_token_revoke(token: ApiToken, *, acting_user: Any) -> ApiToken:
             token.revoked_at = clock.now()
             token.save(update_fields=["revoked_at"])
             audit_record("auth.token_revoked", actor=acting_user, target_type="api_token", target_id=token.pk)
+    return token
+
+
+# --- service-account tokens ---------------------------------------------------------------------
+
+SECURITY_ADMINS_MANAGE_TOKENS = "Only security admins create and revoke service-account tokens."
+
+
+def _require_security_admin(user: Any) -> None:
+    # Read the groups now: a role removed a second ago no longer counts.
+    if SECURITY_ADMINS not in fresh_group_names(user):
+        raise NotAllowed(SECURITY_ADMINS_MANAGE_TOKENS)
+
+
+def service_token_create(
+    *, account: Any, name: str, scopes: list[str], days: int, acting_user: Any
+) -> tuple[str, ServiceToken]:
+    """Mint a token for a service account; the clear token is returned once and never stored.
+
+    Every token expires, at most ``JIT_SERVICE_TOKEN_MAX_DAYS`` days from now.
+    """
+    _require_security_admin(acting_user)
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("name", "Say what the token is for (at most 100 characters).")
+    unknown = sorted(set(scopes) - set(ServiceTokenScope.values))
+    if not scopes or unknown:
+        raise InvalidInput(
+            "scopes",
+            f"Unknown scope {', '.join(unknown)}." if unknown else "Choose at least one scope.",
+        )
+    limit = settings.JIT_SERVICE_TOKEN_MAX_DAYS
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= limit:
+        raise InvalidInput("days", f"A token lives between 1 and {limit} days.")
+    token = new_token(SERVICE_TOKEN_PREFIX)
+    with transaction.atomic():
+        account = get_user_model().objects.filter(pk=account.pk).first()
+        if account is None or not account.is_service_account or not account.is_active:
+            raise InvalidInput("account", "Tokens are only for active service accounts.")
+        now = clock.now()
+        record = ServiceToken.objects.create(
+            account=account,
+            name=name,
+            scopes=sorted(set(scopes)),
+            created_by=acting_user,
+            token_hash=token_digest(token),
+            prefix=token[: len(SERVICE_TOKEN_PREFIX) + 6],
+            created_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+        audit_record(
+            "auth.service_token_created",
+            actor=acting_user,
+            target_type="service_token",
+            target_id=record.pk,
+            data={
+                "account": account.get_username(),
+                "name": record.name,
+                "prefix": record.prefix,
+                "scopes": record.scopes,
+                "expires_at": record.expires_at.isoformat(),
+            },
+        )
+    return token, record
+
+
+def service_token_revoke(token: ServiceToken, *, acting_user: Any) -> ServiceToken:
+    """Revoke a service-account token at once. Revoking a revoked token changes nothing."""
+    _require_security_admin(acting_user)
+    with transaction.atomic():
+        token = ServiceToken.objects.select_for_update().select_related("account").get(pk=token.pk)
+        if token.revoked_at is None:
+            token.revoked_at = clock.now()
+            token.revoked_by = acting_user
+            token.save(update_fields=["revoked_at", "revoked_by"])
+            audit_record(
+                "auth.service_token_revoked",
+                actor=acting_user,
+                target_type="service_token",
+                target_id=token.pk,
+                data={"account": token.account.get_username(), "name": token.name, "prefix": token.prefix},
+            )
     return token
 
 

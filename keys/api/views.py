@@ -5,11 +5,12 @@ from typing import Any
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import ParseError, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jitaccess.accounts.reauth import reauth_required_for_session
+from jitaccess.throttling import ExplainedThrottling
 from keys import services
 from keys.api.filters import SecretFilter
 from keys.api.serializers import (
@@ -23,7 +24,7 @@ from keys.api.serializers import (
 )
 from keys.models import KeyRing, Secret
 from keys.permissions import can_create_keyrings, can_manage_keyring
-from keys.reveal import secret_reveal
+from keys.reveal import secret_reveal, secret_reveal_throttled
 from keys.selectors import keyrings_visible_to, secrets_visible_to
 
 
@@ -62,6 +63,7 @@ class KeyRingViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
 
 class SecretViewSet(
+    ExplainedThrottling,
     mixins.CreateModelMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -72,11 +74,36 @@ class SecretViewSet(
     # Any segment reaches the views: reveal audits even a malformed id; the others answer 404.
     lookup_value_regex = r"[^/]+"
     queryset = Secret.objects.none()  # for the schema generator; real reads are scoped below
+    throttled_actions = {"reveal": "reveal"}
+    # What a service-account token needs for each action (docs/AUTOMATION.md).
+    service_token_scopes = {
+        "list": "secrets:read",
+        "retrieve": "secrets:read",
+        "reveal": "secrets:reveal",
+        "create": "secrets:write",
+        "partial_update": "secrets:write",
+    }
 
     @property
     def accepts_grant_credential(self) -> bool:
         # A grant credential opens the grant's secrets and does nothing else.
         return self.action == "reveal"
+
+    def throttled(self, request: Request, wait: float | None) -> None:
+        if self.action == "reveal":
+            # A refused reveal is still an attempt: audited like any other refusal.
+            credential = request.auth if getattr(request.auth, "is_grant_credential", False) else None
+            try:
+                reason = request.data.get("reason") if isinstance(request.data, dict) else None
+            except ParseError:  # a malformed body is still a throttled attempt, without a reason
+                reason = None
+            secret_reveal_throttled(
+                self.kwargs.get("pk", ""),
+                acting_user=request.user,
+                reason=reason,
+                credential_grant_id=credential.grant_id if credential else None,
+            )
+        super().throttled(request, wait)
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):

@@ -1,26 +1,41 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from jitaccess.accounts.api.serializers import TokenRequestSerializer, TokenSerializer
+from jitaccess import clock
+from jitaccess.accounts.api.serializers import (
+    ServiceTokenCreatedSerializer,
+    ServiceTokenCreateSerializer,
+    ServiceTokenSerializer,
+    TokenRequestSerializer,
+    TokenSerializer,
+)
 from jitaccess.accounts.api.throttling import UsernameRateThrottle
 from jitaccess.accounts.authentication import ENROL_FIRST
 from jitaccess.accounts.lockout import lockout_reset_after_success
-from jitaccess.accounts.models import ApiToken
-from jitaccess.accounts.selectors import second_factor_missing
+from jitaccess.accounts.models import ApiToken, ServiceToken
+from jitaccess.accounts.permissions import IsSecurityAdmin
+from jitaccess.accounts.reauth import reauth_required_for_session
+from jitaccess.accounts.selectors import second_factor_missing, service_accounts, service_tokens_visible_to
 from jitaccess.accounts.services import (
     api_token_create,
     api_token_revoke,
     login_failed_record,
     second_factor_problem,
+    service_token_create,
+    service_token_revoke,
 )
+from jitaccess.errors import InvalidInput
 
 
 class TokenView(APIView):
@@ -78,3 +93,57 @@ class TokenRevokeView(APIView):
             raise exceptions.ValidationError({"authorization": ["Call this with the token to revoke as Bearer."]})
         api_token_revoke(request.auth, acting_user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ServiceTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Security admins: the API tokens of service accounts (docs/AUTOMATION.md).
+
+    Creating and revoking with a browser session needs a recent re-authentication, as on the page.
+    """
+
+    permission_classes = [IsSecurityAdmin]
+    serializer_class = ServiceTokenSerializer
+    queryset = ServiceToken.objects.none()  # for the schema generator; real reads are scoped below
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return service_tokens_visible_to(self.request.user)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "now": clock.now()}
+
+    @extend_schema(
+        request=ServiceTokenCreateSerializer,
+        responses={201: ServiceTokenCreatedSerializer},
+        description="The token is in this answer only; store it now. Audited as auth.service_token_created.",
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = ServiceTokenCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        reauth_required_for_session(request)
+        data = serializer.validated_data
+        account = service_accounts().filter(username=data["account"]).first()
+        if account is None:
+            raise InvalidInput("account", "No active service account has this user name.")
+        token, record = service_token_create(
+            account=account, name=data["name"], scopes=data["scopes"], days=data["days"], acting_user=request.user
+        )
+        body = {**ServiceTokenSerializer(record, context=self.get_serializer_context()).data, "token": token}
+        response = Response(body, status=status.HTTP_201_CREATED)
+        # The token is shown once: no browser, proxy or cache may keep it.
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @extend_schema(
+        request=None,
+        responses={200: ServiceTokenSerializer},
+        description="Ends the token at once; revoking a revoked token changes nothing. "
+        "Audited as auth.service_token_revoked.",
+    )
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        token = self.get_object()
+        reauth_required_for_session(request)
+        token = service_token_revoke(token, acting_user=request.user)
+        return Response(ServiceTokenSerializer(token, context=self.get_serializer_context()).data)
