@@ -1,0 +1,5 @@
+import sys
+
+from jitctl.cli import main
+
+sys.exit(main())
