@@ -10,7 +10,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from jitaccess.env import env_bool, env_int, env_key, env_list, env_secret, env_str
+from jitaccess.env import env_bool, env_int, env_key, env_list, env_rate, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("JIT_VAR_DIR", str(BASE_DIR / "var")))
@@ -18,9 +18,9 @@ VAR_DIR = Path(env_str("JIT_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env_secret(
-    "DJANGO_SECRET_KEY", dev_default="dev-only-insecure-secret-key-never-use-in-production", debug=DEBUG
-)
+# Public, so accepted only with DEBUG on; jitaccess/checks.py refuses it (and weak keys) otherwise.
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-never-use-in-production"
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY", dev_default=DEV_SECRET_KEY, debug=DEBUG)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -43,10 +43,13 @@ INSTALLED_APPS = [
     "approvals",
     "keys",
     "axes",  # sign-in lockout (jitaccess/accounts/lockout.py)
+    "csp",  # Content-Security-Policy header (CONTENT_SECURITY_POLICY below)
+    "jitaccess.apps.JitAccessConfig",  # system checks refusing weak keys (jitaccess/checks.py)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "jitaccess.audit.middleware.AuditContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -155,7 +158,10 @@ else:
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Files, not process memory: the API throttles' counts must be shared by every worker process.
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": VAR_DIR / "cache"}
+    }
 
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
@@ -183,6 +189,8 @@ JIT_EXPIRY_SWEEP_SECONDS = env_int("JIT_EXPIRY_SWEEP_SECONDS", 30, minimum=1)
 JIT_EXPIRY_HORIZON_SECONDS = env_int("JIT_EXPIRY_HORIZON_SECONDS", 60, minimum=5)
 JIT_EXPIRY_SCHEDULE_SECONDS = env_int("JIT_EXPIRY_SCHEDULE_SECONDS", 10, minimum=1)
 JIT_API_TOKEN_SECONDS = env_int("JIT_API_TOKEN_SECONDS", 8 * 3600, minimum=60)
+# Service-account tokens (docs/AUTOMATION.md) must expire; this caps the lifetime an admin may choose.
+JIT_SERVICE_TOKEN_MAX_DAYS = env_int("JIT_SERVICE_TOKEN_MAX_DAYS", 90, minimum=1)
 # Only seed_demo reads it; outside DEBUG it must be given explicitly.
 JIT_DEMO_PASSWORD = env_str("JIT_DEMO_PASSWORD", "jit-demo-pass" if DEBUG else "")
 
@@ -278,6 +286,7 @@ CELERY_BEAT_SCHEDULE = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "approvals.api.authentication.GrantCredentialAuthentication",
+        "jitaccess.accounts.authentication.ServiceTokenAuthentication",
         "jitaccess.accounts.authentication.BearerAuthentication",
         "jitaccess.accounts.authentication.SecondFactorSessionAuthentication",
     ],
@@ -287,9 +296,15 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "jitaccess.api_errors.exception_handler",
+    # Counted in the cache (Redis with REDIS_URL), so every web host shares the counts
+    # (jitaccess/throttling.py).
     "DEFAULT_THROTTLE_RATES": {
-        "auth-token": env_str("JIT_TOKEN_THROTTLE", "10/min"),
-        "auth-token-user": env_str("JIT_TOKEN_USER_THROTTLE", "5/min"),
+        "auth-token": env_rate("JIT_TOKEN_THROTTLE", "10/min"),
+        "auth-token-user": env_rate("JIT_TOKEN_USER_THROTTLE", "5/min"),
+        # Approve and deny, per person.
+        "decide": env_rate("JIT_DECIDE_THROTTLE", "30/min"),
+        # Reveal, per person, service account or grant credential.
+        "reveal": env_rate("JIT_REVEAL_THROTTLE", "120/min"),
     },
     # Proxies in front of the app whose X-Forwarded-For may be believed; 0 trusts none, so a
     # client cannot pick its own throttling identity.
@@ -355,12 +370,56 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("JIT_BEHIND_TLS_PROXY") else None
+JIT_BEHIND_TLS_PROXY = env_bool("JIT_BEHIND_TLS_PROXY")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if JIT_BEHIND_TLS_PROXY else None
+# Lax, not Strict: a link in a notification mail must open the page signed in; cross-site POSTs
+# never carry the cookies either way.
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Only behind a TLS proxy can the app tell a plain-HTTP arrival from one the proxy decrypted, so
+# that is when it redirects by default. Orchestrators probe over plain HTTP inside the network.
+SECURE_SSL_REDIRECT = env_bool("JIT_SSL_REDIRECT", not DEBUG and JIT_BEHIND_TLS_PROXY)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Django sends HSTS only on HTTPS responses, so a one-year default outside DEBUG is safe.
+SECURE_HSTS_SECONDS = env_int("JIT_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("JIT_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("JIT_HSTS_PRELOAD", True)
+# No inline script or style anywhere in our pages (the API docs get a scoped exception in
+# jitaccess/api_docs.py); the QR code is inline SVG, which img-src does not govern.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# The Django admin, at a path of the operator's choosing (a relative prefix ending in "/").
+JIT_ADMIN_PATH = env_str("JIT_ADMIN_PATH", "admin/")
+if not re.fullmatch(r"(?:[A-Za-z0-9][A-Za-z0-9._~-]*/)+", JIT_ADMIN_PATH):
+    raise ImproperlyConfigured(
+        f"JIT_ADMIN_PATH must be a relative path ending in '/' such as 'admin/' or 'ops/admin/', not {JIT_ADMIN_PATH!r}"
+    )
 
+# One JSON object per line (time, level, logger, message, correlation id) for log collectors;
+# plain text for a developer's terminal.
+JIT_LOG_FORMAT = env_str("JIT_LOG_FORMAT", "plain" if DEBUG else "json")
+if JIT_LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"JIT_LOG_FORMAT must be json or plain, not {JIT_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"correlation_id": {"()": "jitaccess.logs.CorrelationIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"},
+        "json": {"()": "jitaccess.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": JIT_LOG_FORMAT, "filters": ["correlation_id"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("JIT_LOG_LEVEL", "INFO")},
 }

@@ -1,30 +1,34 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from jitaccess import health
 from jitaccess.accounts.api.views import TokenRevokeView, TokenView
+from jitaccess.api_docs import RedocView, SwaggerView
 
 api_v1 = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
     path("auth/token/current/", TokenRevokeView.as_view(), name="auth-token-current"),
     path("", include("approvals.api.urls")),
     path("", include("keys.api.urls")),
+    path("", include("jitaccess.accounts.api.urls")),
     path("audit/", include("jitaccess.audit.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("docs/", SwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("redoc/", RedocView.as_view(url_name="schema"), name="api-redoc"),
 ]
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include(api_v1)),
-    path("admin/", admin.site.urls),
+    path(settings.JIT_ADMIN_PATH, admin.site.urls),
     # The browser pages; the API docs stay at /api/v1/docs/ and are linked from every page.
     path("audit/", include("jitaccess.audit.pages.urls")),
     path("account/", include("jitaccess.accounts.urls")),
     path("security/keyrings/", include("keys.urls")),
+    path("security/service-tokens/", include("jitaccess.accounts.security_urls")),
     path("security/", include("approvals.policy_urls")),
     path("", include("approvals.urls")),
     path("", include("jitaccess.web.urls")),

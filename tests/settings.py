@@ -13,6 +13,8 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("JIT_MIN_GRANT_SECONDS", "1")
 os.environ.setdefault("JIT_TOKEN_THROTTLE", "10000/min")
 os.environ.setdefault("JIT_TOKEN_USER_THROTTLE", "10000/min")
+os.environ.setdefault("JIT_DECIDE_THROTTLE", "10000/min")
+os.environ.setdefault("JIT_REVEAL_THROTTLE", "10000/min")
 os.environ.setdefault("JIT_DEMO_PASSWORD", "demo-password-for-tests")
 # A fixed, test-only root key (base64 of 32 bytes); never the published development key.
 os.environ.setdefault("JIT_ROOT_KEY", "dGVzdC1vbmx5LXJvb3Qta2V5LWZvci10aGUtc3VpdGU=")

@@ -31,6 +31,8 @@ KNOWN_ACTIONS: frozenset[str] = frozenset(
         "auth.reauth_failed",
         "auth.second_factor_enrolled",
         "auth.second_factor_removed",
+        "auth.service_token_created",
+        "auth.service_token_revoked",
         # the approval workflow
         "request.submitted",
         "request.submit_refused",

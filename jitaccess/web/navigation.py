@@ -41,6 +41,7 @@ def _entries(user: Any) -> list[tuple[str, str, tuple[str, ...]]]:
             ("Entitlements", reverse("security:entitlements"), ()),
             ("Key rings", reverse("keyrings:list"), ()),
             ("Active grants", reverse("security:grants"), ()),
+            ("Service tokens", reverse("service-tokens:list"), ()),
         ]
     if user.is_staff:
         entries.append(("Admin", reverse("admin:index"), ()))

@@ -316,6 +316,22 @@ def case_token_lifecycle(w):
     ]
 
 
+def case_service_token_lifecycle(w):
+    client = w.api("secadmin")
+    created = client.post(
+        "/api/v1/service-tokens/",
+        {"account": "svc", "name": "backup job", "scopes": ["secrets:read"], "days": 7},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    token_id = created.json()["id"]
+    assert client.post(f"/api/v1/service-tokens/{token_id}/revoke/").status_code == 200
+    return [
+        Expect("auth.service_token_created", "secadmin", "service_token", token_id),
+        Expect("auth.service_token_revoked", "secadmin", "service_token", token_id),
+    ]
+
+
 def case_browser_sign_in_and_out(w):
     w.api(None)
     client = Client(HTTP_X_REQUEST_ID=w.request_id)
