@@ -219,6 +219,9 @@ if not re.fullmatch(r"https?://[^/\s?#]+", JIT_PUBLIC_URL):
 JIT_EXPIRY_WARNING_SECONDS = env_int("JIT_EXPIRY_WARNING_SECONDS", 600, minimum=60)
 # How often beat looks for expiry warnings due and approval stages past their deadline.
 JIT_NOTIFY_SWEEP_SECONDS = env_int("JIT_NOTIFY_SWEEP_SECONDS", 60, minimum=1)
+# Bearer secret of the Prometheus scraper (or JIT_METRICS_TOKEN_FILE). Optional in production too
+# (hence debug=True: unset gives ""), and then /metrics answers 404.
+JIT_METRICS_TOKEN = env_secret("JIT_METRICS_TOKEN", dev_default="", debug=True)
 
 # --- Keys (DESIGN.md §9) ---
 # The root key wraps every key-encryption key of the "local" key rings. It lives outside the

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from jitaccess import health
+from jitaccess import health, metrics
 from jitaccess.accounts.api.views import TokenRevokeView, TokenView
 from jitaccess.api_docs import RedocView, SwaggerView
 
@@ -22,6 +22,7 @@ api_v1 = [
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/", include(api_v1)),
     path(settings.JIT_ADMIN_PATH, admin.site.urls),
     # The browser pages; the API docs stay at /api/v1/docs/ and are linked from every page.
