@@ -214,7 +214,9 @@ def secret_reveal_page(request: HttpRequest, pk: int, secret_pk: int) -> HttpRes
     if not form.is_valid():
         return _grant_page(request, grant, status=400, reveal_forms={secret.pk: form})
     try:
-        revealed = secret_reveal(secret.pk, acting_user=request.user, reason=form.cleaned_data["reason"])
+        revealed = secret_reveal(
+            secret.pk, acting_user=request.user, reason=form.cleaned_data["reason"], page_grant_id=grant.pk
+        )
     except DomainError as error:
         status = refusal_shown(form, error)
         return _grant_page(request, grant, status=status, reveal_forms={secret.pk: form})

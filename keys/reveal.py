@@ -94,9 +94,18 @@ def secret_reveal_throttled(
 
 
 def secret_reveal(
-    secret_id: int | str, *, acting_user: Any, reason: Any, credential_grant_id: int | None = None
+    secret_id: int | str,
+    *,
+    acting_user: Any,
+    reason: Any,
+    credential_grant_id: int | None = None,
+    page_grant_id: int | None = None,
 ) -> Revealed:
     """Open the secret for a standing service member of its ring's group or an active grantee.
+
+    ``page_grant_id``: the grant whose page the attempt came from (the holder's own, checked by the
+    page). It opens nothing; it only names the grant on a refused attempt, so a reveal tried after the
+    grant ended appears on that grant's timeline and in its evidence pack.
 
     ``credential_grant_id``: the caller authenticated with a grant credential, which opens only
     the secrets of that one grant; their other access does not count on that call.
@@ -138,7 +147,7 @@ def secret_reveal(
     else:
         grant = active_grant_for(acting_user, group)  # reads the clock itself
         via = "grant" if grant else ""
-    attempt.grant_id = grant.pk if grant else credential_grant_id
+    attempt.grant_id = grant.pk if grant else (credential_grant_id or page_grant_id)
     attempt.data.update(keyring=secret.keyring.name, security_group=group.name, key_version=secret.key_version)
 
     if not via:

@@ -298,7 +298,8 @@ def test_reveal_after_the_grant_ended_is_refused_and_audited(requester, granted,
     assert response.status_code == 403
     assert "Revealing needs an active grant" in response.content.decode()
     assert "pa55-VALUE-marker" not in response.content.decode()
-    assert [e.data["refusal"] for e in recorded("secret.reveal_denied")] == ["no_access"]
+    # Refused, yet named with the grant whose page it came from: it is on that grant's timeline.
+    assert [(e.data["refusal"], e.grant_id) for e in recorded("secret.reveal_denied")] == [("no_access", grant.pk)]
     # The grant page no longer offers anything to reveal.
     page = requester.get(f"/grants/{grant.pk}/")
     assert not [f for f in elements(page, "form") if f.attrs.get("action", "").endswith("/reveal/")]
