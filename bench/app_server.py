@@ -15,6 +15,30 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def server_environment(temp_dir: Path, *, root_key: str, signing_key: str, sink: Path) -> None:
+    """What every benchmarked app server runs with (gunicorn inherits the environment): production
+    settings on bench-only keys, no rate limit in the way of the load, a throwaway JIT_VAR_DIR.
+    Defaults a caller's environment may override, except the var dir and the settings module."""
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-not-for-any-deployment-0123456789")
+    os.environ.setdefault("JIT_ROOT_KEY", root_key)
+    os.environ.setdefault("JIT_AUDIT_SIGNING_KEY", signing_key)
+    os.environ.setdefault("JIT_AUDIT_SINK", str(sink))
+    os.environ.setdefault("DJANGO_DEBUG", "false")
+    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1")
+    # The benches measure throughput; the production limits would refuse most of it.
+    for rate in ("JIT_TOKEN_THROTTLE", "JIT_TOKEN_USER_THROTTLE", "JIT_REVEAL_THROTTLE", "JIT_DECIDE_THROTTLE"):
+        os.environ.setdefault(rate, "1000000/min")
+    os.environ.setdefault("JIT_LOG_LEVEL", "WARNING")
+    var_dir = temp_dir / "var"
+    var_dir.mkdir()
+    os.environ["JIT_VAR_DIR"] = str(var_dir)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "jitaccess.settings"
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    # Ahead of bench/ (the script's own folder), where bench/keys.py would shadow the keys app.
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+
+
 def child_pids(parent: int) -> list[int]:
     """Live children (not zombies: a worker killed a moment ago may not be reaped yet)."""
     pids = []

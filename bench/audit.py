@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from app_server import Gunicorn, child_pids  # bench/ is on sys.path when a bench runs as a script
+from app_server import Gunicorn, child_pids, server_environment  # bench/ is on sys.path when a bench runs as a script
 from temp_run import run_in_temp_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -72,22 +72,6 @@ BENCH_SIGNING_KEY = base64.b64encode(hashlib.sha256(b"jitaccess bench/audit.py s
 SEED_DAYS = 90
 PLAIN_TABLE = "bench_plain_event"
 META_TABLE = "bench_audit_seed"
-EVENT_COLUMNS = (
-    "seq",
-    "at",
-    "actor_id",
-    "actor_name",
-    "action",
-    "target_type",
-    "target_id",
-    "grant_id",
-    "outcome",
-    "ip",
-    "correlation_id",
-    "data",
-    "prev_hash",
-    "hash",
-)
 LOGENTRY_COLUMNS = (
     "object_pk",
     "object_id",
@@ -179,22 +163,9 @@ def configure_environment(args: argparse.Namespace, temp_dir: Path, database: st
     gunicorn inherits the same environment."""
     os.environ["DATABASE_URL"] = args.database_url  # never a DATABASE_URL from the shell: we drop it
     os.environ["REDIS_URL"] = args.redis_url
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-not-for-any-deployment-0123456789")
-    os.environ.setdefault("JIT_ROOT_KEY", BENCH_ROOT_KEY)
-    os.environ.setdefault("JIT_AUDIT_SIGNING_KEY", BENCH_SIGNING_KEY.decode())
-    os.environ.setdefault("JIT_AUDIT_SINK", str(sink_path(database)))
-    os.environ.setdefault("DJANGO_DEBUG", "false")
-    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1")
-    os.environ.setdefault("JIT_TOKEN_THROTTLE", "1000000/min")
-    os.environ.setdefault("JIT_TOKEN_USER_THROTTLE", "1000000/min")
-    os.environ.setdefault("JIT_LOG_LEVEL", "WARNING")
-    var_dir = temp_dir / "var"
-    var_dir.mkdir()
-    os.environ["JIT_VAR_DIR"] = str(var_dir)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "jitaccess.settings"
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
+    server_environment(
+        temp_dir, root_key=BENCH_ROOT_KEY, signing_key=BENCH_SIGNING_KEY.decode(), sink=sink_path(database)
+    )
 
 
 def recorded_seed(database: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -637,6 +608,7 @@ def seed(args: argparse.Namespace, database: str, params: dict[str, Any], cast: 
 
     from approvals.models import ApprovalStage, Entitlement, SecurityGroup, StandingMembership
     from jitaccess.audit.chain import GENESIS_HASH
+    from jitaccess.audit.verification import ROW_FIELDS  # the event table's columns, in chain order
     from keys.models import KeyRing
 
     rng = random.Random(args.seed)
@@ -657,7 +629,7 @@ def seed(args: argparse.Namespace, database: str, params: dict[str, Any], cast: 
             )
         )
         with indexes_built_after(conn, "audit_auditevent", timings):
-            copy_batches(conn, "audit_auditevent", EVENT_COLUMNS, lines, args.batch, "audit events", args.events)
+            copy_batches(conn, "audit_auditevent", ROW_FIELDS, lines, args.batch, "audit events", args.events)
             timings["audit events: hash + COPY"] = time.monotonic() - started
 
         started = time.monotonic()

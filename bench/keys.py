@@ -44,7 +44,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from app_server import Gunicorn, child_pids  # bench/ is on sys.path when a bench runs as a script
+from app_server import Gunicorn, child_pids, server_environment  # bench/ is on sys.path when a bench runs as a script
 from temp_run import run_in_temp_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -97,26 +97,9 @@ def configure_environment(temp_dir: Path) -> None:
     """Bench defaults that a caller's environment may override; gunicorn inherits the same."""
     os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/jit_bench_keys")
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/11")
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret-key-not-for-any-deployment-0123456789")
-    os.environ.setdefault("JIT_ROOT_KEY", BENCH_ROOT_KEY)
-    os.environ.setdefault("JIT_AUDIT_SIGNING_KEY", BENCH_SIGNING_KEY)
-    os.environ.setdefault("JIT_AUDIT_SINK", str(temp_dir / "audit-checkpoints.jsonl"))
-    os.environ.setdefault("DJANGO_DEBUG", "false")
-    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1")
-    os.environ.setdefault("JIT_TOKEN_THROTTLE", "1000000/min")
-    os.environ.setdefault("JIT_TOKEN_USER_THROTTLE", "1000000/min")
-    # The bench measures reveal throughput; the production limits would refuse most of it.
-    os.environ.setdefault("JIT_REVEAL_THROTTLE", "1000000/min")
-    os.environ.setdefault("JIT_DECIDE_THROTTLE", "1000000/min")
-    os.environ.setdefault("JIT_LOG_LEVEL", "WARNING")
-    var_dir = temp_dir / "var"
-    var_dir.mkdir()
-    os.environ["JIT_VAR_DIR"] = str(var_dir)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "jitaccess.settings"
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    # Ahead of bench/ (the script's own folder), where this file would shadow the keys app.
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
+    server_environment(
+        temp_dir, root_key=BENCH_ROOT_KEY, signing_key=BENCH_SIGNING_KEY, sink=temp_dir / "audit-checkpoints.jsonl"
+    )
 
 
 def ensure_database(url: str) -> str:

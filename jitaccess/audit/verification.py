@@ -25,7 +25,7 @@ from jitaccess.audit.models import AuditCheckpoint, AuditEvent
 from jitaccess.audit.signing import signature_problem
 from jitaccess.audit.sink import sink_description, sink_is_readable, sink_read
 
-_ROW_FIELDS = (
+ROW_FIELDS = (
     "seq",
     "at",
     "actor_id",
@@ -41,7 +41,7 @@ _ROW_FIELDS = (
     "prev_hash",
     "hash",
 )
-_HASHED_FIELDS = _ROW_FIELDS[:13]  # everything but the row's own hash
+_HASHED_FIELDS = ROW_FIELDS[:13]  # everything but the row's own hash
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def _rows(seq_from: int, seq_to: int | None, chunk_size: int) -> Iterator[tuple[
         rows = AuditEvent.objects.filter(seq__gte=seq_from)
         if seq_to is not None:
             rows = rows.filter(seq__lte=seq_to)
-        yield from rows.order_by("seq").values_list(*_ROW_FIELDS).iterator(chunk_size=chunk_size)
+        yield from rows.order_by("seq").values_list(*ROW_FIELDS).iterator(chunk_size=chunk_size)
         return
     loads = json.loads
     with transaction.atomic(), connection.chunked_cursor() as cursor:
