@@ -37,14 +37,11 @@ RUN find /app/var -mindepth 1 -maxdepth 1 ! -name staticfiles -exec rm -rf {} + 
     && mkdir -p /var/lib/jitaccess/audit \
     && chown jitaccess:jitaccess /app/var \
     && chown jitaccess:jitaccess /var/lib/jitaccess/audit \
-    && chmod 0750 /var/lib/jitaccess/audit \
-    && chmod 0755 /app/deploy/entrypoint.sh
+    && chmod 0750 /var/lib/jitaccess/audit
 USER jitaccess
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "/app/deploy/healthcheck.py"]
-# DATABASE_URL_FILE / REDIS_URL_FILE: the connection URLs (with their passwords) as mounted secrets.
-ENTRYPOINT ["/app/deploy/entrypoint.sh"]
 # Threaded workers: a streamed audit export of millions of rows outlives gunicorn's 30 s timeout,
 # which with sync workers kills the worker mid-file; gthread workers keep checking in meanwhile.
 # The heartbeat files live in /dev/shm (memory), so a slow container disk cannot time workers out.

@@ -58,12 +58,8 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def env_secret(name: str, *, dev_default: str | None, debug: bool) -> str:
-    """A secret from ``NAME`` or the file named by ``NAME_FILE``.
-
-    The development default is used only when DEBUG is on; in production a missing secret stops
-    start-up with one line naming the variable.
-    """
+def env_secret_or_none(name: str) -> str | None:
+    """The value of ``NAME``, or of the file named by ``NAME_FILE``; None when neither is set."""
     direct = os.environ.get(name)
     path = os.environ.get(f"{name}_FILE")
     if direct and path:
@@ -78,6 +74,18 @@ def env_secret(name: str, *, dev_default: str | None, debug: bool) -> str:
         return value
     if direct:
         return direct.strip()
+    return None
+
+
+def env_secret(name: str, *, dev_default: str | None, debug: bool) -> str:
+    """A secret from ``NAME`` or the file named by ``NAME_FILE``.
+
+    The development default is used only when DEBUG is on; in production a missing secret stops
+    start-up with one line naming the variable.
+    """
+    value = env_secret_or_none(name)
+    if value is not None:
+        return value
     if debug and dev_default is not None:
         return dev_default
     raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set when DJANGO_DEBUG is off")

@@ -10,7 +10,16 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from jitaccess.env import env_bool, env_int, env_key, env_list, env_rate, env_secret, env_str
+from jitaccess.env import (
+    env_bool,
+    env_int,
+    env_key,
+    env_list,
+    env_rate,
+    env_secret,
+    env_secret_or_none,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("JIT_VAR_DIR", str(BASE_DIR / "var")))
@@ -89,9 +98,10 @@ TEMPLATES = [
 ]
 
 # --- Database: SQLite under var/ is the embedded default; PostgreSQL via DATABASE_URL. ---
+# The URL carries the password, so it may come from a mounted file (DATABASE_URL_FILE) like the keys.
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'jitaccess.sqlite3'}"),
+        env_secret_or_none("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'jitaccess.sqlite3'}",
         conn_max_age=env_int("JIT_DB_CONN_MAX_AGE", 60, minimum=0),
         conn_health_checks=True,
     )
@@ -135,7 +145,7 @@ STORAGES = {
 }
 
 # --- Broker and cache: Redis via REDIS_URL; otherwise an embedded filesystem broker. ---
-REDIS_URL = env_str("REDIS_URL", "")
+REDIS_URL = env_secret_or_none("REDIS_URL") or ""
 BROKER_DIR = VAR_DIR / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL

@@ -138,7 +138,7 @@ def test_env_helpers_are_strict(monkeypatch, tmp_path):
 
 def test_every_setting_is_documented_in_env_example():
     settings_text = (ROOT / "jitaccess/settings.py").read_text()
-    used = set(re.findall(r'env_(?:str|int|bool|list|secret|key|rate)\(\s*"([A-Z_]+)"', settings_text))
+    used = set(re.findall(r'env_(?:str|int|bool|list|secret|secret_or_none|key|rate)\(\s*"([A-Z_]+)"', settings_text))
     documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert used and used <= documented, used - documented
 
