@@ -19,6 +19,10 @@ Each scrape costs a handful of indexed queries, never a scan of the audit trail:
   the head a scrape reads is already visible and the counts are exact. A missing cache, or a
   chain that no longer holds the remembered hash (a restore), counts once from the start.
 - queue depth: one LLEN per queue and priority, pipelined in one round trip to Redis.
+
+The latency histograms (HTTP requests, reveals) are the exception: a duration is observed while a
+request runs, so each process adds its observations to Redis and a scrape reads the sums
+(jitaccess/latency.py).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from approvals.models import AccessRequest, Grant, GrantState, RequestState
-from jitaccess import clock
+from jitaccess import clock, latency
 from jitaccess.audit.models import AuditCheckpoint, AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -194,6 +198,7 @@ class JitCollector(Collector):
             for name, depth in depths.items():
                 queue.add_metric([name], depth)
             yield queue
+        yield from latency.recorder().collect()
 
     def describe(self) -> Iterable[Metric]:
         # Nothing is read at registration: the database may not be reachable at import.
