@@ -24,7 +24,7 @@ from approvals.models import Grant, GrantState, RequestState
 from approvals.policy_forms import PolicyEditor, RevokeForm
 from approvals.policy_services import entitlement_create, entitlement_update
 from jitaccess import clock
-from jitaccess.accounts.reauth import reauth_detour, reauth_draft_take, reauth_fresh, reauth_url
+from jitaccess.accounts.reauth import reauth_detour, reauth_draft_take, reauth_fresh
 from jitaccess.errors import Conflict, InvalidInput, NotAllowed
 from jitaccess.web.access import security_admin_page
 from jitaccess.web.outcomes import object_or_404
@@ -156,9 +156,11 @@ def grant_revoke_page(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the grant and the reason form. POST: revoke it, after a recent re-authentication."""
     grant = object_or_404(selectors.grants_visible_to(request.user).select_related("credential"), pk, "grant")
     if request.method != "POST":
-        return _revoke_page(request, grant, RevokeForm())
+        # Back from re-authenticating, the reason typed before the detour is in the form again.
+        draft = reauth_draft_take(request)
+        return _revoke_page(request, grant, RevokeForm(draft) if draft is not None else RevokeForm())
     if not reauth_fresh(request):
-        return redirect(reauth_url(request))
+        return reauth_detour(request)
     form = RevokeForm(request.POST)
     if not form.is_valid():
         return _revoke_page(request, grant, form, status=400)

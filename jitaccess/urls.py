@@ -30,6 +30,7 @@ urlpatterns = [
     path("account/", include("jitaccess.accounts.urls")),
     path("security/keyrings/", include("keys.urls")),
     path("security/service-tokens/", include("jitaccess.accounts.security_urls")),
+    path("security/people/", include("jitaccess.accounts.recovery_urls")),
     path("security/", include("approvals.policy_urls")),
     path("", include("approvals.urls")),
     path("", include("jitaccess.web.urls")),

@@ -106,3 +106,19 @@ class ServiceTokenForm(forms.Form):
         days.widget.attrs["max"] = limit
         days.help_text = f"Every token expires; at most {limit} days."
         self.fields["name"].widget.attrs["autocomplete"] = "off"
+
+
+class HelpBackInForm(forms.Form):
+    """Whom to let back in, and why (the reason goes into the audit trail)."""
+
+    username = forms.CharField(max_length=150, label="User name", strip=True)
+    reason = forms.CharField(
+        max_length=500,
+        label="Reason",
+        help_text="Recorded in the audit trail, e.g. the ticket of the call asking for it.",
+        error_messages={"required": "Say why; the reason goes into the audit trail."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)

@@ -33,6 +33,8 @@ KNOWN_ACTIONS: frozenset[str] = frozenset(
         "auth.second_factor_removed",
         "auth.service_token_created",
         "auth.service_token_revoked",
+        "auth.unlocked",
+        "auth.second_factor_reset",
         # the approval workflow
         "request.submitted",
         "request.submit_refused",

@@ -42,6 +42,7 @@ def _entries(user: Any) -> list[tuple[str, str, tuple[str, ...]]]:
             ("Key rings", reverse("keyrings:list"), ()),
             ("Active grants", reverse("security:grants"), ()),
             ("Service tokens", reverse("service-tokens:list"), ()),
+            ("People", reverse("people:list"), ()),
         ]
     if user.is_staff:
         entries.append(("Admin", reverse("admin:index"), ()))

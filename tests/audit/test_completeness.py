@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -404,6 +405,38 @@ def case_lockout(w):
     return [Expect("auth.login_failed", "", "user", "admin2", outcome="denied")] * (limit + 1) + [
         Expect("auth.locked_out", "", "user", "admin2", outcome="denied")
     ]
+
+
+def _reauthenticated_browser(w, user):
+    client = _browser(w, user)
+    session = client.session
+    session[REAUTH_SESSION_KEY] = {"user": w.cast[user].pk, "at": time.time()}
+    session.save()
+    return client
+
+
+def case_unlock(w):
+    AccessAttempt.objects.create(
+        username="admin2",
+        ip_address="127.0.0.1",
+        failures_since_start=settings.AXES_FAILURE_LIMIT,
+        get_data="",
+        post_data="",
+    )
+    client = _reauthenticated_browser(w, "secadmin")
+    response = client.post(
+        "/security/people/", {"action": "unlock", "unlock-username": "admin2", "unlock-reason": "desk call"}
+    )
+    assert response.status_code == 302, response.content
+    return [Expect("auth.unlocked", "secadmin", "user", "admin2")]
+
+
+def case_second_factor_reset(w):
+    TOTPDevice.objects.create(user=w.cast["legal2"], name="lost phone", confirmed=True)
+    client = _reauthenticated_browser(w, "secadmin")
+    response = client.post("/security/people/", {"action": "reset", "reset-username": "legal2", "reset-reason": "lost"})
+    assert response.status_code == 302, response.content
+    return [Expect("auth.second_factor_reset", "secadmin", "user", "legal2")]
 
 
 def case_config_change_in_the_admin(w):

@@ -610,10 +610,13 @@ def test_revoke_without_a_recent_re_authentication_asks_for_one_and_does_nothing
     assert response["Location"] == reauth_page(path)
     assert Grant.objects.get(pk=granted.grant.pk).state == GrantState.ACTIVE
     assert recorded("grant.revoked") == []
-    # The way back shows the grant and the reason form.
+    # The way back shows the grant and the reason form, with the reason typed before the detour.
     back = client.get(path)
     assert back.status_code == 200
     assert by_id(back, "id_reason").tag == "input"
+    assert by_id(back, "id_reason").attrs.get("value") == "incident"
+    # Once: a later visit starts blank.
+    assert by_id(client.get(path), "id_reason").attrs.get("value") in (None, "")
 
 
 def test_revoking_a_grant_that_expired_meanwhile_says_so(cast, secadmin, granted):
