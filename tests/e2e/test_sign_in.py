@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from playwright.sync_api import Locator, Page, expect
 
 from jitaccess.admin_site import SIGN_IN_REFUSED
@@ -120,3 +121,36 @@ def test_sign_out_ends_the_session(page, cast):
     page.goto("/audit/")
     expect(page).to_have_url(re.compile(r"/login/\?next=/audit/$"))
     assert AuditEvent.objects.get(action="auth.logout").actor_name == "auditor"
+
+
+def test_a_security_admin_lets_a_locked_out_person_back_in(new_page, cast):
+    locked, secadmin = new_page(), new_page()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        submit_sign_in(locked, "legal1a", "mistyped")
+    expect(locked.get_by_role("heading", level=1, name="Sign-in locked")).to_be_visible()
+    expect(locked.get_by_text("ask a security admin to unlock it")).to_be_visible()
+
+    sign_in(secadmin, "secadmin", "pw-secadmin")
+    main_nav(secadmin).get_by_role("link", name="People").click()
+    locked_table = secadmin.get_by_role("table", name="Locked sign-ins")
+    expect(locked_table.get_by_role("row").filter(has_text="legal1a")).to_have_count(1)
+    screenshot(secadmin, "security-people")
+    unlock = secadmin.locator("form").filter(has=secadmin.get_by_role("button", name="Unlock"))
+    unlock.get_by_label("User name").fill("legal1a")
+    unlock.get_by_label("Reason").fill("Called the service desk, ticket 4711")
+    unlock.get_by_role("button", name="Unlock").click()
+    # First "Confirm it is you"; back on the page, what was typed is still there.
+    expect(secadmin.get_by_role("heading", level=1, name="Confirm it is you")).to_be_visible()
+    secadmin.get_by_label("Password", exact=True).fill("pw-secadmin")
+    secadmin.get_by_role("button", name="Confirm").click()
+    expect(unlock.get_by_label("User name")).to_have_value("legal1a")
+    expect(unlock.get_by_label("Reason")).to_have_value("Called the service desk, ticket 4711")
+    assert not AuditEvent.objects.filter(action="auth.unlocked").exists()
+    unlock.get_by_role("button", name="Unlock").click()
+    expect(secadmin.get_by_role("status")).to_contain_text("Sign-in of legal1a unlocked")
+    expect(locked_table.get_by_role("row").filter(has_text="legal1a")).to_have_count(0)
+
+    sign_in(locked, "legal1a", "pw-legal1a")
+    unlocked = AuditEvent.objects.get(action="auth.unlocked")
+    assert (unlocked.actor_name, unlocked.target_id) == ("secadmin", "legal1a")
+    assert unlocked.data["reason"] == "Called the service desk, ticket 4711"
