@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from jitaccess import health, metrics
 from jitaccess.accounts.api.views import TokenRevokeView, TokenView
-from jitaccess.api_docs import RedocView, SwaggerView
+from jitaccess.api_docs import SwaggerView
 
 api_v1 = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
@@ -16,7 +16,6 @@ api_v1 = [
     path("audit/", include("jitaccess.audit.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("redoc/", RedocView.as_view(url_name="schema"), name="api-redoc"),
 ]
 
 urlpatterns = [
