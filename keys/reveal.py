@@ -175,3 +175,15 @@ def secret_reveal(
 
     attempt.record("secret.revealed", Outcome.SUCCESS, via=via, value_version=secret.value_version)
     return Revealed(value=plaintext.decode(), key_version=secret.key_version, grant_id=attempt.grant_id, via=via)
+
+
+def server_secret_value(secret: Secret) -> str:
+    """The value of a secret that the server itself uses and hands to no one: a webhook endpoint's
+    signing key, opened by the worker to sign each delivery.
+
+    Not a reveal, so not audited per use (that would be one audit event per delivery); the
+    secret's creation and every rotation are. Only jitaccess.webhooks calls this, for the secrets
+    its endpoints point to. Raises KeyFailure (WrongKey, Tampered, ProviderUnavailable).
+    """
+    context = secret_context(secret.keyring_id, secret.uuid, secret.value_version)
+    return crypto.unseal(secret.envelope, kek_lookup(secret.keyring), context).decode()
