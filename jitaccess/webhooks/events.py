@@ -6,9 +6,10 @@ a token (audit_record refuses such keys), so neither does a webhook body.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jitaccess.audit.models import AuditEvent
+if TYPE_CHECKING:  # audit_record imports this module: keep it free of model imports
+    from jitaccess.audit.models import AuditEvent
 
 # State changes of the approval workflow, in the order a request lives through them. Refusals
 # (decision.refused.*, ...) are not here: they change nothing a receiver could act on.

@@ -26,9 +26,11 @@ from jitaccess.webhooks.services import (
     endpoint_update,
 )
 from jitaccess.webhooks.tasks import send_delivery
+from keys import services as key_services
+from keys.kek import kek_cache_clear
 from keys.models import KeyRing, Secret
 from tests.conftest import approve_through, submit
-from tests.stores import database_dump
+from tests.stores import database_dump, redis_dump
 
 
 def only_delivery(action: str) -> WebhookDelivery:
@@ -307,14 +309,31 @@ def test_the_signing_secret_is_never_in_clear_in_the_database_or_the_logs(
     secret, record = endpoint_create(
         name="siem", url=receiver.url, events=["request.submitted"], acting_user=cast["secadmin"]
     )
-    submit(cast["requester"], entitlement)
+    with django_capture_on_commit_callbacks(execute=True):
+        submit(cast["requester"], entitlement)  # its task goes to the real broker
     delivery = only_delivery("request.submitted")
     delivery_attempt(delivery.pk, 1)
     rotated, _ = endpoint_secret_rotate(record, acting_user=cast["secadmin"])
     delivery_attempt(delivery.pk, 2)
 
-    stored, logged = database_dump(), caplog.text
+    stored, logged, queued = database_dump(), caplog.text, redis_dump()
     assert "webhook.created" in stored and "HTTP 500" in logged  # the dump and the log really cover it
+    assert "send_delivery" in queued
     for clear in (secret, rotated, secret[6:], rotated[6:]):
         assert clear not in stored
         assert clear not in logged
+        assert clear not in queued
+
+
+def test_signing_survives_a_rotation_and_rewrap_of_the_webhook_key_ring(cast, entitlement, endpoint, receiver):
+    """Invariant 10 for signing secrets: they are secrets of the ring, so rotation loses none."""
+    ring = endpoint.endpoint.signing_secret.keyring
+    key_services.keyring_rotate(ring, acting_user=None)
+    assert key_services.keyring_rewrap(ring).rewrapped == 1
+    assert key_services.keyversions_archive_unreferenced(ring) == [1]
+    kek_cache_clear()
+
+    submit(cast["requester"], entitlement)
+    assert delivery_attempt(only_delivery("request.submitted").pk, 1) == DeliveryStatus.DELIVERED
+    [got] = receiver.requests
+    assert signing.signature_valid(endpoint.secret, got.body, got.headers["X-Jitaccess-Signature"])
