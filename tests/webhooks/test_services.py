@@ -31,6 +31,7 @@ from keys.kek import kek_cache_clear
 from keys.models import KeyRing, Secret
 from tests.conftest import approve_through, submit
 from tests.stores import database_dump, redis_dump
+from tests.threads import run_concurrently
 
 
 def only_delivery(action: str) -> WebhookDelivery:
@@ -337,3 +338,26 @@ def test_signing_survives_a_rotation_and_rewrap_of_the_webhook_key_ring(cast, en
     assert delivery_attempt(only_delivery("request.submitted").pk, 1) == DeliveryStatus.DELIVERED
     [got] = receiver.requests
     assert signing.signature_valid(endpoint.secret, got.body, got.headers["X-Jitaccess-Signature"])
+
+
+# --- concurrency (PostgreSQL row locks) ---------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_at_once_hand_each_due_delivery_over_once_and_one_attempt_is_made_once(
+    cast, entitlement, endpoint, receiver
+):
+    for requester in ("requester", "admin2") * 3:
+        submit(cast[requester], entitlement)
+    WebhookDelivery.objects.update(next_attempt_at=clock.now() - timedelta(seconds=1))
+    handed: list[list[int]] = []
+    with mock.patch.object(send_delivery, "apply_async", side_effect=lambda args: handed.append(args)):
+        counts = run_concurrently([dispatch.webhook_sweep, dispatch.webhook_sweep])
+    assert sum(counts) == 6
+    assert sorted(handed) == sorted([pk, 1] for pk in WebhookDelivery.objects.values_list("pk", flat=True))
+
+    first = WebhookDelivery.objects.order_by("pk").first()
+    outcomes = run_concurrently([lambda: delivery_attempt(first.pk, 1)] * 4)
+    assert sorted(outcomes, key=str) == [None, None, None, DeliveryStatus.DELIVERED]
+    assert len(receiver.requests) == 1
