@@ -240,6 +240,10 @@ JIT_WEBHOOK_BACKOFF_MAX_SECONDS = env_int("JIT_WEBHOOK_BACKOFF_MAX_SECONDS", 360
 JIT_WEBHOOK_SWEEP_SECONDS = env_int("JIT_WEBHOOK_SWEEP_SECONDS", 30, minimum=1)
 # The key ring whose KEKs seal the endpoints' signing secrets; created on first use.
 JIT_WEBHOOK_KEYRING = env_str("JIT_WEBHOOK_KEYRING", "webhook-signing")
+if not re.fullmatch(r"[-a-zA-Z0-9_]{1,100}", JIT_WEBHOOK_KEYRING):
+    raise ImproperlyConfigured(
+        f"JIT_WEBHOOK_KEYRING must be a key ring name (letters, digits, - and _), not {JIT_WEBHOOK_KEYRING!r}"
+    )
 
 # --- Keys (DESIGN.md §9) ---
 # The root key wraps every key-encryption key of the "local" key rings. It lives outside the
