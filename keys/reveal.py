@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from approvals.models import Grant, GrantState
@@ -136,6 +137,12 @@ def secret_reveal(
             if not reason
             else storable_text_problem(reason) or f"At most {MAX_REASON_CHARS} characters.",
         )
+
+    if secret.keyring.name == settings.JIT_WEBHOOK_KEYRING:
+        # Webhook signing secrets are shown once, to the security admin who made them, and then
+        # used only by the server: membership of the ring's group (which should have none) opens nothing.
+        attempt.record("secret.reveal_denied", Outcome.DENIED, refusal="server_only")
+        raise NotAllowed("This secret signs webhooks; only the server uses it.", code="server_only")
 
     group = secret.keyring.security_group
     grant: Grant | None = None

@@ -361,3 +361,19 @@ def test_two_sweeps_at_once_hand_each_due_delivery_over_once_and_one_attempt_is_
     outcomes = run_concurrently([lambda: delivery_attempt(first.pk, 1)] * 4)
     assert sorted(outcomes, key=str) == [None, None, None, DeliveryStatus.DELIVERED]
     assert len(receiver.requests) == 1
+
+
+def test_a_signing_secret_is_never_revealed_through_the_secrets_api(cast, endpoint, api):
+    # Even a standing service member of the ring's group is refused, and the attempt is audited.
+    group = endpoint.endpoint.signing_secret.keyring.security_group
+    approval_services.standing_member_add(group, user=cast["svc"], acting_user=None)
+    api.force_authenticate(user=cast["svc"])
+
+    response = api.post(
+        f"/api/v1/secrets/{endpoint.endpoint.signing_secret_id}/reveal/", {"reason": "curious"}, format="json"
+    )
+
+    assert response.status_code == 403 and response.json()["code"] == "server_only"
+    assert endpoint.secret not in response.content.decode()
+    [refused] = events("secret.reveal_denied")
+    assert refused.data["refusal"] == "server_only" and refused.actor == cast["svc"]
