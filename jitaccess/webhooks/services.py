@@ -123,6 +123,7 @@ def endpoint_create(*, name: Any, url: Any, events: Any, acting_user: Any) -> tu
             metadata={"purpose": "webhook signing", "endpoint": name},
             value=secret,
             acting_user=acting_user,
+            for_webhook=True,
         )
         endpoint = WebhookEndpoint.objects.create(
             name=name,
@@ -189,7 +190,9 @@ def endpoint_secret_rotate(endpoint: WebhookEndpoint, *, acting_user: Any) -> tu
     secret = signing.new_signing_secret()
     with transaction.atomic():
         endpoint = _locked_active(endpoint)
-        stored = key_services.secret_update(endpoint.signing_secret, value=secret, acting_user=acting_user)
+        stored = key_services.secret_update(
+            endpoint.signing_secret, value=secret, acting_user=acting_user, for_webhook=True
+        )
         endpoint.secret_rotated_at = endpoint.updated_at = clock.now()
         endpoint.save(update_fields=["secret_rotated_at", "updated_at"])
         audit_record(

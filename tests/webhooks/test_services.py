@@ -377,3 +377,18 @@ def test_a_signing_secret_is_never_revealed_through_the_secrets_api(cast, endpoi
     assert endpoint.secret not in response.content.decode()
     [refused] = events("secret.reveal_denied")
     assert refused.data["refusal"] == "server_only" and refused.actor == cast["svc"]
+
+
+def test_the_secrets_api_neither_changes_nor_adds_secrets_in_the_webhook_key_ring(cast, endpoint, api):
+    api.force_authenticate(user=cast["secadmin"])
+    stored = endpoint.endpoint.signing_secret
+    changed = api.patch(f"/api/v1/secrets/{stored.pk}/", {"value": "whsec_chosen"}, format="json")
+    added = api.post(
+        "/api/v1/secrets/",
+        {"name": "extra", "keyring": stored.keyring.name, "kind": "generic", "metadata": {}, "value": "v"},
+        format="json",
+    )
+    assert changed.status_code == 403 and added.status_code == 403
+    assert changed.json()["code"] == added.json()["code"] == "server_only"
+    assert Secret.objects.get(pk=stored.pk).value_version == 1
+    assert Secret.objects.filter(keyring=stored.keyring).count() == 1
