@@ -22,6 +22,7 @@ from django.db.models import QuerySet
 from approvals.models import AccessRequest, Grant, GrantCredential, GrantState, RequestState
 from jitaccess import clock
 from jitaccess.audit.services import audit_record
+from jitaccess.enqueue import enqueue_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -114,14 +115,11 @@ def expiry_sweep() -> dict[str, int]:
 def _enqueue_after_commit(grant_id: int, eta: Any) -> None:
     from approvals.tasks import expire_grant
 
-    def send() -> None:
-        try:
-            expire_grant.apply_async(args=[grant_id], eta=eta)
-        except Exception:  # noqa: BLE001 — a broker outage must not fail the committed approval
-            # The grant is still refused at expires_at (use-time check) and the sweep expires it.
-            logger.warning("could not enqueue expiry of grant %s; the sweep will expire it", grant_id, exc_info=True)
-
-    transaction.on_commit(send)
+    # Lost to a broker outage, the grant is still refused at expires_at (use-time check) and the
+    # sweep expires it.
+    enqueue_after_commit(
+        expire_grant, args=[grant_id], eta=eta, what=f"expiry of grant {grant_id}; the sweep will expire it"
+    )
 
 
 def expiry_enqueue_if_due(grant: Grant) -> None:

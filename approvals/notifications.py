@@ -26,7 +26,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 
@@ -34,6 +33,7 @@ from approvals import links, workflow
 from approvals.models import AccessRequest, Decision, DecisionKind, Grant, GrantState, RequestState
 from approvals.templatetags.access_time import duration
 from jitaccess import clock
+from jitaccess.enqueue import claim_in_batches, enqueue_after_commit
 from jitaccess.roles import SECURITY_ADMINS
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,6 @@ KINDS = frozenset({APPROVAL_NEEDED, DECISION, GRANT_ISSUED, EXPIRY_WARNING, STAG
 
 # What a relay or the network raises; the send task retries these with backoff.
 SEND_ERRORS: tuple[type[Exception], ...] = (smtplib.SMTPException, OSError)
-CLAIM_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -92,15 +91,12 @@ def _enqueue_after_commit(
 ) -> None:
     from approvals.tasks import notify
 
-    def send() -> None:
-        try:
-            notify.apply_async(args=[kinds, object_id, stage])
-        except Exception:  # noqa: BLE001 — a broker outage must not fail the committed action
-            logger.warning("could not enqueue %s notification for %s", "+".join(kinds), object_id, exc_info=True)
-            if on_failure is not None:
-                on_failure()
-
-    transaction.on_commit(send)
+    enqueue_after_commit(
+        notify,
+        args=[kinds, object_id, stage],
+        what=f"{'+'.join(kinds)} notification for {object_id}",
+        on_failure=on_failure,
+    )
 
 
 # --- sweeps: called by beat tasks --------------------------------------------------------------
@@ -112,61 +108,47 @@ def expiry_warnings_claim() -> int:
     Grants no longer than the window are left out: the mail that issued them named the end.
     """
     window = timedelta(seconds=settings.JIT_EXPIRY_WARNING_SECONDS)
-    total = 0
-    while True:
-        with transaction.atomic():
-            now = clock.now()
-            batch = list(
-                Grant.objects.select_for_update(skip_locked=True)
-                .filter(
-                    state=GrantState.ACTIVE,
-                    expiry_warned_at__isnull=True,
-                    expires_at__gt=now,
-                    expires_at__lte=now + window,
-                )
-                .filter(expires_at__gt=F("starts_at") + window)
-                .order_by("expires_at")[:CLAIM_BATCH]
+
+    def due(now: datetime) -> Any:
+        return (
+            Grant.objects.filter(
+                state=GrantState.ACTIVE, expiry_warned_at__isnull=True, expires_at__gt=now, expires_at__lte=now + window
             )
-            for grant in batch:
-                grant.expiry_warned_at = now
-                grant.save(update_fields=["expiry_warned_at"])
-                _enqueue_after_commit(
-                    [EXPIRY_WARNING], grant.pk, on_failure=_unclaim(Grant, grant.pk, "expiry_warned_at", now)
-                )
-        total += len(batch)
-        if len(batch) < CLAIM_BATCH:
-            return total
+            .filter(expires_at__gt=F("starts_at") + window)
+            .order_by("expires_at")
+        )
+
+    def claim(grant: Grant, now: datetime) -> None:
+        grant.expiry_warned_at = now
+        grant.save(update_fields=["expiry_warned_at"])
+        _enqueue_after_commit([EXPIRY_WARNING], grant.pk, on_failure=_unclaim(Grant, grant.pk, "expiry_warned_at", now))
+
+    return claim_in_batches(due, claim)
 
 
 def stage_deadlines_claim() -> int:
     """Claim the pending requests whose open stage passed its deadline: remind the stage's
     approvers and escalate to the security admins, once per stage."""
-    total = 0
-    while True:
-        with transaction.atomic():
-            now = clock.now()
-            batch = list(
-                AccessRequest.objects.select_for_update(skip_locked=True)
-                .filter(
-                    state=RequestState.PENDING,
-                    stage_reminded_at__isnull=True,
-                    stage_deadline_at__lte=now,
-                    pending_expires_at__gt=now,
-                )
-                .order_by("stage_deadline_at")[:CLAIM_BATCH]
-            )
-            for request in batch:
-                request.stage_reminded_at = now
-                request.save(update_fields=["stage_reminded_at"])
-                _enqueue_after_commit(
-                    [STAGE_REMINDER, STAGE_ESCALATION],
-                    request.pk,
-                    stage=request.current_stage,
-                    on_failure=_unclaim(AccessRequest, request.pk, "stage_reminded_at", now),
-                )
-        total += len(batch)
-        if len(batch) < CLAIM_BATCH:
-            return total
+
+    def due(now: datetime) -> Any:
+        return AccessRequest.objects.filter(
+            state=RequestState.PENDING,
+            stage_reminded_at__isnull=True,
+            stage_deadline_at__lte=now,
+            pending_expires_at__gt=now,
+        ).order_by("stage_deadline_at")
+
+    def claim(request: AccessRequest, now: datetime) -> None:
+        request.stage_reminded_at = now
+        request.save(update_fields=["stage_reminded_at"])
+        _enqueue_after_commit(
+            [STAGE_REMINDER, STAGE_ESCALATION],
+            request.pk,
+            stage=request.current_stage,
+            on_failure=_unclaim(AccessRequest, request.pk, "stage_reminded_at", now),
+        )
+
+    return claim_in_batches(due, claim)
 
 
 def _unclaim(model: Any, pk: int, stamp: str, claimed_at: datetime) -> Callable[[], None]:

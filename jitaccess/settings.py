@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "jitaccess.audit",
     "approvals",
     "keys",
+    "jitaccess.webhooks",
     "axes",  # sign-in lockout (jitaccess/accounts/lockout.py)
     "csp",  # Content-Security-Policy header (CONTENT_SECURITY_POLICY below)
     "jitaccess.apps.JitAccessConfig",  # system checks refusing weak keys (jitaccess/checks.py)
@@ -185,13 +186,15 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# Mail has its own queue, so a slow SMTP relay or a burst of messages never holds up the expiry
-# tasks behind it. A worker consumes both unless started with -Q (e.g. a dedicated `-Q mail`).
+# Mail and webhooks have their own queues, so a slow SMTP relay, a receiver that hangs until its
+# timeout or a burst of events never holds up the expiry tasks behind them. A worker consumes
+# every queue unless started with -Q (e.g. a dedicated `-Q mail,webhooks`).
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = [Queue("celery"), Queue("mail")]
+CELERY_TASK_QUEUES = [Queue("celery"), Queue("mail"), Queue("webhooks")]
 CELERY_TASK_ROUTES = {
     "approvals.tasks.notify": {"queue": "mail"},
     "approvals.tasks.send_notification": {"queue": "mail"},
+    "jitaccess.webhooks.tasks.send_delivery": {"queue": "webhooks"},
 }
 
 # --- Access policy knobs ---
@@ -234,6 +237,25 @@ JIT_NOTIFY_SWEEP_SECONDS = env_int("JIT_NOTIFY_SWEEP_SECONDS", 60, minimum=1)
 # Bearer secret of the Prometheus scraper (or JIT_METRICS_TOKEN_FILE). Optional in production too
 # (hence debug=True: unset gives ""), and then /metrics answers 404.
 JIT_METRICS_TOKEN = env_secret("JIT_METRICS_TOKEN", dev_default="", debug=True)
+
+# --- Webhooks (docs/WEBHOOKS.md) ---
+# Receivers must be https; plain http only where this is set (a test receiver, a lab).
+JIT_WEBHOOK_ALLOW_HTTP = env_bool("JIT_WEBHOOK_ALLOW_HTTP", False)
+# Each attempt waits at most this long to connect and for each read of the answer.
+JIT_WEBHOOK_TIMEOUT_SECONDS = env_int("JIT_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+# Attempts before a delivery is marked failed (and audited as webhook.delivery_failed).
+JIT_WEBHOOK_MAX_ATTEMPTS = env_int("JIT_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+# Retry n waits about BACKOFF * 2^(n-1) seconds (with jitter), at most BACKOFF_MAX.
+JIT_WEBHOOK_BACKOFF_SECONDS = env_int("JIT_WEBHOOK_BACKOFF_SECONDS", 30, minimum=1)
+JIT_WEBHOOK_BACKOFF_MAX_SECONDS = env_int("JIT_WEBHOOK_BACKOFF_MAX_SECONDS", 3600, minimum=1)
+# How often beat hands over deliveries whose task was lost (broker down, worker killed).
+JIT_WEBHOOK_SWEEP_SECONDS = env_int("JIT_WEBHOOK_SWEEP_SECONDS", 30, minimum=1)
+# The key ring whose KEKs seal the endpoints' signing secrets; created on first use.
+JIT_WEBHOOK_KEYRING = env_str("JIT_WEBHOOK_KEYRING", "webhook-signing")
+if not re.fullmatch(r"[-a-zA-Z0-9_]{1,100}", JIT_WEBHOOK_KEYRING):
+    raise ImproperlyConfigured(
+        f"JIT_WEBHOOK_KEYRING must be a key ring name (letters, digits, - and _), not {JIT_WEBHOOK_KEYRING!r}"
+    )
 
 # --- Keys (DESIGN.md §9) ---
 # The root key wraps every key-encryption key of the "local" key rings. It lives outside the
@@ -294,6 +316,10 @@ CELERY_BEAT_SCHEDULE = {
     "notify-stage-deadlines": {
         "task": "approvals.tasks.notify_stage_deadlines",
         "schedule": timedelta(seconds=JIT_NOTIFY_SWEEP_SECONDS),
+    },
+    "webhook-sweep": {
+        "task": "jitaccess.webhooks.tasks.webhook_sweep",
+        "schedule": timedelta(seconds=JIT_WEBHOOK_SWEEP_SECONDS),
     },
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from approvals.models import Grant, GrantState
@@ -137,6 +138,12 @@ def secret_reveal(
             else storable_text_problem(reason) or f"At most {MAX_REASON_CHARS} characters.",
         )
 
+    if secret.keyring.name == settings.JIT_WEBHOOK_KEYRING:
+        # Webhook signing secrets are shown once, to the security admin who made them, and then
+        # used only by the server: membership of the ring's group (which should have none) opens nothing.
+        attempt.record("secret.reveal_denied", Outcome.DENIED, refusal="server_only")
+        raise NotAllowed("This secret signs webhooks; only the server uses it.", code="server_only")
+
     group = secret.keyring.security_group
     grant: Grant | None = None
     if credential_grant_id is not None:
@@ -175,3 +182,15 @@ def secret_reveal(
 
     attempt.record("secret.revealed", Outcome.SUCCESS, via=via, value_version=secret.value_version)
     return Revealed(value=plaintext.decode(), key_version=secret.key_version, grant_id=attempt.grant_id, via=via)
+
+
+def server_secret_value(secret: Secret) -> str:
+    """The value of a secret that the server itself uses and hands to no one: a webhook endpoint's
+    signing key, opened by the worker to sign each delivery.
+
+    Not a reveal, so not audited per use (that would be one audit event per delivery); the
+    secret's creation and every rotation are. Only jitaccess.webhooks calls this, for the secrets
+    its endpoints point to. Raises KeyFailure (WrongKey, Tampered, ProviderUnavailable).
+    """
+    context = secret_context(secret.keyring_id, secret.uuid, secret.value_version)
+    return crypto.unseal(secret.envelope, kek_lookup(secret.keyring), context).decode()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from approvals.models import SecurityGroup
@@ -366,6 +367,16 @@ def _seal(keyring: KeyRing, secret: Secret, plaintext: bytes) -> None:
     secret.key_version = primary.version
 
 
+def _webhook_ring_guard(keyring: KeyRing, *, for_webhook: bool) -> None:
+    """The webhook key ring holds only signing secrets, made and rotated by jitaccess.webhooks, so
+    each change of one is also a webhook.* event and no one ever chooses a signing value."""
+    if keyring.name == settings.JIT_WEBHOOK_KEYRING and not for_webhook:
+        raise NotAllowed(
+            "This key ring holds webhook signing secrets; they are made and rotated on the webhooks' pages only.",
+            code="server_only",
+        )
+
+
 def secret_create(
     *,
     keyring: KeyRing,
@@ -374,7 +385,9 @@ def secret_create(
     metadata: Any,
     value: Any,
     acting_user: Any,
+    for_webhook: bool = False,
 ) -> Secret:
+    _webhook_ring_guard(keyring, for_webhook=for_webhook)
     kind = secret_rules.kind_checked(kind)
     metadata = secret_rules.metadata_checked(kind, metadata)
     plaintext = secret_rules.value_checked(value)
@@ -412,8 +425,11 @@ def secret_create(
     return secret
 
 
-def secret_update(secret: Secret, *, acting_user: Any, value: Any = None, metadata: Any = None) -> Secret:
+def secret_update(
+    secret: Secret, *, acting_user: Any, value: Any = None, metadata: Any = None, for_webhook: bool = False
+) -> Secret:
     """A new value (a fresh data key, ``value_version`` + 1) and / or new metadata."""
+    _webhook_ring_guard(secret.keyring, for_webhook=for_webhook)
     if value is None and metadata is None:
         raise InvalidInput("value", "Give a new value, new metadata, or both.")
     plaintext = secret_rules.value_checked(value) if value is not None else None

@@ -21,6 +21,8 @@ os.environ.setdefault("JIT_ROOT_KEY", "dGVzdC1vbmx5LXJvb3Qta2V5LWZvci10aGUtc3Vpd
 # A fixed, test-only checkpoint signing seed, and a sink no other run shares.
 os.environ.setdefault("JIT_AUDIT_SIGNING_KEY", "dGVzdC1vbmx5LWF1ZGl0LXNpZ25pbmctc2VlZC0zMmI=")
 os.environ.setdefault("JIT_AUDIT_SINK", os.path.join(tempfile.mkdtemp(prefix="jit-test-sink-"), "checkpoints.jsonl"))
+# Webhook tests post to a receiver on 127.0.0.1 over plain http.
+os.environ.setdefault("JIT_WEBHOOK_ALLOW_HTTP", "true")
 # Mail stays in memory, in the test process and in the workers tests start (which may override it).
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 

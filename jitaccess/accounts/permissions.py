@@ -70,7 +70,7 @@ def second_factor_satisfied(user: Any) -> bool:
 class IsSecurityAdmin(IsAuthenticatedPerson):
     """Members of ``security-admins``, with their own session or personal token."""
 
-    message = "Only security admins manage service-account tokens."
+    message = "Only security admins may do this."
 
     def has_permission(self, request: Any, view: Any) -> bool:
         return super().has_permission(request, view) and is_security_admin(request.user)

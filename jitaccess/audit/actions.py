@@ -69,6 +69,13 @@ KNOWN_ACTIONS: frozenset[str] = frozenset(
         "secret.revealed",
         "secret.reveal_denied",
         "secret.reveal_failed",
+        # webhooks for workflow events (docs/WEBHOOKS.md)
+        "webhook.created",
+        "webhook.updated",
+        "webhook.secret_rotated",
+        "webhook.deactivated",
+        "webhook.redelivered",
+        "webhook.delivery_failed",
         # configuration edited through the admin (django-auditlog holds the field diff)
         "config.changed",
         # the auditors' own reads that leave the system

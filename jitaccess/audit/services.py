@@ -10,6 +10,7 @@ from jitaccess import clock
 from jitaccess.audit.chain import GENESIS_HASH, event_hash
 from jitaccess.audit.context import current_context
 from jitaccess.audit.models import AuditEvent, Outcome
+from jitaccess.webhooks.events import WEBHOOK_EVENT_SET
 
 # Any advisory-lock key works as long as every writer uses the same one.
 _CHAIN_LOCK_KEY = 0x6A69_7461_7564  # "jitaud"
@@ -75,4 +76,9 @@ def audit_record(
         }
         event = AuditEvent(**fields, hash=event_hash(**fields))
         event.save()
+        if action in WEBHOOK_EVENT_SET:
+            # In the same transaction: the deliveries exist exactly when the event does.
+            from jitaccess.webhooks.dispatch import deliveries_create
+
+            deliveries_create(event)
     return event

@@ -13,6 +13,7 @@ from approvals.selectors import approver_of_any_stage, grants_held_by
 from jitaccess import clock
 from jitaccess.roles import DATACENTER_ADMINS, group_names, is_auditor, is_security_admin
 from jitaccess.web.access import signed_in
+from jitaccess.webhooks.selectors import failed_deliveries_count
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ def _entries(user: Any) -> list[tuple[str, str, tuple[str, ...]]]:
             ("Key rings", reverse("keyrings:list"), ()),
             ("Active grants", reverse("security:grants"), ()),
             ("Service tokens", reverse("service-tokens:list"), ()),
+            (_webhooks_label(user), reverse("webhooks:list"), ()),
             ("People", reverse("people:list"), ()),
         ]
     if user.is_staff:
@@ -49,6 +51,13 @@ def _entries(user: Any) -> list[tuple[str, str, tuple[str, ...]]]:
     entries.append(("Account", reverse("account:home"), ()))
     entries.append(("API docs", reverse("api-docs"), ()))
     return entries
+
+
+def _webhooks_label(user: Any) -> str:
+    # Failed deliveries are counted in the header, so a receiver that stopped answering is seen
+    # on whichever page a security admin opens.
+    failed = failed_deliveries_count(user)
+    return f"Webhooks ({failed} failed)" if failed else "Webhooks"
 
 
 def _links(request: HttpRequest) -> list[NavLink]:

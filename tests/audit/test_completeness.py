@@ -31,6 +31,8 @@ from jitaccess.accounts.reauth import REAUTH_SESSION_KEY
 from jitaccess.audit.actions import KNOWN_ACTIONS
 from jitaccess.audit.context import audit_context
 from jitaccess.audit.models import AuditEvent
+from jitaccess.webhooks import services as webhook_services
+from jitaccess.webhooks.models import WebhookDelivery
 from keys import services as key_services
 from keys.models import KeyRing, KeyVersion
 from tests.accounts.test_second_factor import totp_now
@@ -333,6 +335,52 @@ def case_service_token_lifecycle(w):
     ]
 
 
+def case_webhook_lifecycle(w):
+    client = w.api("secadmin")
+    created = client.post(
+        "/api/v1/webhooks/",
+        {"name": "siem", "url": "https://siem.example.com/hook", "events": ["grant.issued"]},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+    assert client.patch(f"/api/v1/webhooks/{pk}/", {"name": "siem-2"}, format="json").status_code == 200
+    assert client.post(f"/api/v1/webhooks/{pk}/rotate-secret/").status_code == 200
+    assert client.post(f"/api/v1/webhooks/{pk}/deactivate/").status_code == 200
+    return [
+        # The first endpoint makes the webhook key ring, and each signing secret is a secret of it.
+        Expect("keyring.created", "", "keyring", settings.JIT_WEBHOOK_KEYRING),
+        Expect("secret.created", "secadmin", "secret", None),
+        Expect("webhook.created", "secadmin", "webhook", pk),
+        Expect("webhook.updated", "secadmin", "webhook", pk),
+        Expect("secret.updated", "secadmin", "secret", None),
+        Expect("webhook.secret_rotated", "secadmin", "webhook", pk),
+        Expect("webhook.deactivated", "secadmin", "webhook", pk),
+    ]
+
+
+def _webhook_delivery(w: World, **state: Any) -> Any:
+    _, endpoint = webhook_services.endpoint_create(
+        name="closed", url="http://127.0.0.1:9/", events=["request.submitted"], acting_user=w.cast["secadmin"]
+    )
+    _pending(w)
+    WebhookDelivery.objects.filter(endpoint=endpoint).update(**state)
+    return WebhookDelivery.objects.get(endpoint=endpoint)
+
+
+def case_webhook_redelivered(w):
+    delivery = _webhook_delivery(w, status="failed", attempts=8)
+    assert w.api("secadmin").post(f"/api/v1/webhooks/deliveries/{delivery.pk}/redeliver/").status_code == 202
+    return [Expect("webhook.redelivered", "secadmin", "webhook", delivery.endpoint_id)]
+
+
+def case_webhook_delivery_failed(w):
+    delivery = _webhook_delivery(w, attempts=settings.JIT_WEBHOOK_MAX_ATTEMPTS - 1)
+    with w.background():
+        assert webhook_services.delivery_attempt(delivery.pk, settings.JIT_WEBHOOK_MAX_ATTEMPTS) == "failed"
+    return [Expect("webhook.delivery_failed", "", "webhook", delivery.endpoint_id)]
+
+
 def case_browser_sign_in_and_out(w):
     w.api(None)
     client = Client(HTTP_X_REQUEST_ID=w.request_id)
@@ -508,7 +556,7 @@ def test_each_action_writes_exactly_one_event_with_the_required_fields(cast, ent
         events = [e for e in events if e.action not in _NOT_THE_ACTION]
 
     assert Counter(e.action for e in events) == Counter(x.action for x in expected), [e.action for e in events]
-    http = not case.startswith(("grant_expiry", "request_expiry", "rewrap", "standing"))
+    http = not case.startswith(("grant_expiry", "request_expiry", "rewrap", "standing", "webhook_delivery_failed"))
     for want in expected:
         event = next(e for e in events if e.action == want.action)
         assert event.actor_name == want.actor, (want.action, event.actor_name)
