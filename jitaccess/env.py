@@ -10,6 +10,7 @@ import base64
 import binascii
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -120,3 +121,35 @@ def env_rate(name: str, default: str) -> str:
     if not (count.isascii() and count.isdigit() and int(count) >= 1 and period.strip().lower() in _RATE_PERIODS):
         raise ImproperlyConfigured(f"{name} must be a rate such as 30/min (count/s, min, hour or day), not {raw!r}")
     return f"{int(count)}/{_RATE_PERIODS[period.strip().lower()]}"
+
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def env_url(name: str, default: str | None = None) -> str:
+    """An absolute http(s) URL. Plain http only to a provider on this host: anything that crosses
+    a network carries codes and tokens, so it must be https."""
+    raw = env_str(name, default).strip()
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ImproperlyConfigured(f"{name} must be an absolute https:// URL, not {raw!r}")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ImproperlyConfigured(f"{name} must use https:// (plain http only to 127.0.0.1 or localhost)")
+    return raw
+
+
+def env_pairs(name: str) -> list[tuple[str, str]]:
+    """``left=right`` pairs separated by commas, such as ``idp-legal=legal-l1,idp-ops=datacenter-admins``.
+
+    A pair may repeat its left side (one name leading to several) or its right side (several to
+    one); an exact repeat, an empty side or a missing ``=`` stops start-up.
+    """
+    pairs: list[tuple[str, str]] = []
+    for item in env_list(name, []):
+        left, sep, right = (part.strip() for part in item.partition("="))
+        if not sep or not left or not right or "=" in right:
+            raise ImproperlyConfigured(f"{name} must be name=name pairs separated by commas, not {item!r}")
+        if (left, right) in pairs:
+            raise ImproperlyConfigured(f"{name} names {left}={right} twice")
+        pairs.append((left, right))
+    return pairs

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from jitaccess.accounts.models import GroupSecondFactorPolicy, ServiceToken
+from jitaccess.accounts.models import GroupSecondFactorPolicy, OIDCIdentity, ServiceToken
 from jitaccess.roles import is_security_admin
 
 
@@ -37,7 +38,13 @@ def confirmed_totp_device(user: Any) -> TOTPDevice | None:
 
 
 def second_factor_missing(user: Any) -> bool:
-    """Required by a group but not set up: such a person may do nothing but set it up."""
+    """Required by a group but not set up: such a person may do nothing but set it up.
+
+    A session whose provider sign-in showed several factors, with ``JIT_OIDC_TRUST_IDP_MFA`` on,
+    has its second factor already (jitaccess/accounts/middleware.py marks its user).
+    """
+    if getattr(user, "verified_by_provider", False):
+        return False
     return second_factor_required(user) and not TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
@@ -57,3 +64,10 @@ def service_token_state(token: ServiceToken, *, at: datetime) -> str:
     if token.revoked_at is not None:
         return "revoked"
     return "expired" if token.expires_at <= at else "active"
+
+
+def oidc_identity_of(user: Any) -> OIDCIdentity | None:
+    """The user's identity at the configured OpenID Connect provider, when single sign-on is on."""
+    if not settings.JIT_OIDC_ENABLED or not getattr(user, "is_authenticated", False):
+        return None
+    return OIDCIdentity.objects.filter(issuer=settings.JIT_OIDC_ISSUER, user=user).first()

@@ -33,6 +33,10 @@ KNOWN_ACTIONS: frozenset[str] = frozenset(
         "auth.second_factor_removed",
         "auth.service_token_created",
         "auth.service_token_revoked",
+        # single sign-on (OpenID Connect)
+        "auth.groups_synced",
+        "auth.identity_linked",
+        "auth.user_created",
         # the approval workflow
         "request.submitted",
         "request.submit_refused",
