@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import json
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +22,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.urls import clear_url_caches
+
+from jitaccess.accounts.oidc_backend import OIDC_BACKEND
 
 CLIENT_ID = "jitaccess-test"
 CLIENT_SECRET = "test-client-secret-not-real"
@@ -170,3 +175,26 @@ def start_provider() -> tuple[FakeProvider, ThreadingHTTPServer]:
     provider.base = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return provider, server
+
+
+def _reload_urls() -> None:
+    import jitaccess.urls
+
+    importlib.reload(jitaccess.urls)
+    clear_url_caches()
+
+
+def provider_enabled(settings: Any) -> Iterator[FakeProvider]:
+    """A provider running, and the app configured for it (its /oidc/ URLs mounted), for one test;
+    single sign-on is off again afterwards. ``settings`` is pytest-django's fixture."""
+    provider, server = start_provider()
+    for name, value in provider.settings().items():
+        setattr(settings, name, value)
+    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, OIDC_BACKEND]
+    _reload_urls()
+    try:
+        yield provider
+    finally:
+        server.shutdown()
+        settings.JIT_OIDC_ENABLED = False
+        _reload_urls()

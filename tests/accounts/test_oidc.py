@@ -3,7 +3,6 @@ sign-in, identity linking, the group map, refusals, the second factor and re-aut
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,7 +11,6 @@ import requests
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
-from django.urls import clear_url_caches
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from approvals.models import Decision, SecurityGroup
@@ -20,7 +18,7 @@ from jitaccess.accounts.models import GroupSecondFactorPolicy, OIDCIdentity, Use
 from jitaccess.accounts.oidc_backend import OIDC_BACKEND
 from jitaccess.checks import check_oidc_group_map, refuse_protected_group_map
 from tests.accounts.conftest import code_for, events, wrong_code
-from tests.accounts.oidc_provider import FakeProvider, _new_key, start_provider
+from tests.accounts.oidc_provider import FakeProvider, _new_key, provider_enabled
 from tests.conftest import make_user
 from tests.test_settings import manage
 from tests.web.conftest import elements
@@ -30,24 +28,9 @@ pytestmark = pytest.mark.django_db
 CAROL = {"sub": "0f3c-carol", "preferred_username": "carol", "email": "carol@example.test", "groups": []}
 
 
-def reload_urls() -> None:
-    import jitaccess.urls
-
-    importlib.reload(jitaccess.urls)
-    clear_url_caches()
-
-
 @pytest.fixture
 def idp(settings: Any) -> Any:
-    provider, server = start_provider()
-    for name, value in provider.settings().items():
-        setattr(settings, name, value)
-    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, OIDC_BACKEND]
-    reload_urls()
-    yield provider
-    server.shutdown()
-    settings.JIT_OIDC_ENABLED = False
-    reload_urls()
+    yield from provider_enabled(settings)
 
 
 def through_provider(client: Client, start: str) -> Any:
