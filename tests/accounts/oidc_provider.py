@@ -48,6 +48,7 @@ class FakeProvider:
     audience: str = CLIENT_ID
     auth_time_offset: float = 0
     error: str | None = None
+    userinfo_sub: str | None = None
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     _codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     _access: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -127,7 +128,8 @@ class FakeProvider:
         person = self._access.get(authorization.removeprefix("Bearer "))
         if person is None:
             return 401, {"error": "invalid_token"}
-        return 200, {k: v for k, v in person.items() if k != "amr"}
+        answer = {k: v for k, v in person.items() if k != "amr"}
+        return 200, {**answer, "sub": self.userinfo_sub} if self.userinfo_sub else answer
 
 
 def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:

@@ -245,6 +245,19 @@ def test_a_token_the_app_cannot_trust_signs_nobody_in(idp, misbehaviour, value):
     assert not events("auth.login")
 
 
+def test_a_userinfo_answer_about_someone_else_is_refused(idp):
+    idp.userinfo_sub = "sub-of-someone-else"
+    client, _ = sign_in(idp, CAROL)
+    assert signed_in_as(client) is None and refusals() == ["userinfo"]
+
+
+def test_a_deactivated_account_does_not_sign_in(idp):
+    carol = make_user("carol", is_active=False)
+    OIDCIdentity.objects.create(user=carol, issuer=idp.issuer, subject=CAROL["sub"])
+    client, _ = sign_in(idp, CAROL)
+    assert signed_in_as(client) is None and refusals() == ["inactive"]
+
+
 def test_a_token_from_another_issuer_is_refused(idp, settings):
     settings.JIT_OIDC_ISSUER = "https://issuer.example.test"
     client, _ = sign_in(idp, CAROL)
@@ -277,6 +290,17 @@ def test_an_authenticator_owner_gives_a_code_after_the_provider(idp):
     assert right["Location"] == "/access/" and signed_in_as(client) == "carol"
     assert client.get("/access/").status_code == 200, "the session counts as verified by the app"
     assert events("auth.login")[-1].data == {"method": "oidc", "second_factor": "totp"}
+
+
+def test_the_code_must_follow_the_provider_within_minutes(idp):
+    carol, device = owner_with_device(idp)
+    client, _ = sign_in(idp, CAROL)
+    session = client.session
+    session["jit_oidc_pending"]["at"] -= 301
+    session.save()
+    late = client.post("/oidc/code/", {"code": code_for(device)})
+    assert late["Location"] == "/login/" and signed_in_as(client) is None
+    assert client.get("/oidc/code/")["Location"] == "/login/", "the pending sign-in is gone"
 
 
 def test_a_trusted_provider_mfa_stands_in_for_the_code(idp, settings):
