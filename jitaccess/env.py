@@ -79,7 +79,9 @@ def env_secret(name: str, *, dev_default: str | None, debug: bool) -> str:
         return value
     if direct:
         return direct.strip()
-    if debug and dev_default is not None:
+    if dev_default is None:  # no development default: required in DEBUG too
+        raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set")
+    if debug:
         return dev_default
     raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set when DJANGO_DEBUG is off")
 

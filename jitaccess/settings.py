@@ -392,7 +392,7 @@ if JIT_OIDC_ENABLED:
     OIDC_RP_CLIENT_ID = env_str("JIT_OIDC_CLIENT_ID").strip()
     if not OIDC_RP_CLIENT_ID:
         raise ImproperlyConfigured("JIT_OIDC_CLIENT_ID must be set when JIT_OIDC_ENABLED is on")
-    OIDC_RP_CLIENT_SECRET = env_secret("JIT_OIDC_CLIENT_SECRET", dev_default=None, debug=False)
+    OIDC_RP_CLIENT_SECRET = env_secret("JIT_OIDC_CLIENT_SECRET", dev_default=None, debug=DEBUG)
     # Asymmetric only: an HS256 token would be signed with the client secret, which the app holds.
     OIDC_RP_SIGN_ALGO = env_str("JIT_OIDC_SIGN_ALGO", "RS256").strip()
     if OIDC_RP_SIGN_ALGO not in OIDC_SIGNING_ALGORITHMS:
@@ -425,8 +425,6 @@ if JIT_OIDC_ENABLED:
     OIDC_TIMEOUT = env_int("JIT_OIDC_TIMEOUT", 10, minimum=1)
     OIDC_USE_NONCE = True
     OIDC_USE_PKCE = True
-    OIDC_AUTHENTICATE_CLASS = "jitaccess.accounts.oidc_views.SignInStartView"
-    OIDC_CALLBACK_CLASS = "jitaccess.accounts.oidc_views.CallbackView"
     # Sessions only: the backend authenticates nobody through authenticate() (oidc_backend.py).
     AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "jitaccess.accounts.oidc_backend.OIDCBackend"]
 else:

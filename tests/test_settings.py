@@ -134,6 +134,9 @@ def test_env_helpers_are_strict(monkeypatch, tmp_path):
     assert env_secret("X_SECRET", dev_default="dev", debug=True) == "dev"
     with pytest.raises(ImproperlyConfigured):
         env_secret("X_SECRET", dev_default="dev", debug=False)
+    # Without a development default the secret is required in DEBUG too, and the line says so.
+    with pytest.raises(ImproperlyConfigured, match=r"^X_SECRET \(or X_SECRET_FILE\) must be set$"):
+        env_secret("X_SECRET", dev_default=None, debug=True)
 
 
 def test_every_setting_is_documented_in_env_example():
