@@ -112,7 +112,10 @@ def _identity_for(subject: str, claims: dict[str, Any]) -> OIDCIdentity:
     else:
         if not settings.JIT_OIDC_CREATE_USERS:
             raise OIDCRefused("unknown_user", f"no account for {username}")
+        # Notifications go to this address: not one the provider says is unverified.
         email = claims.get("email") if isinstance(claims.get("email"), str) else ""
+        if claims.get("email_verified") is False:
+            email = ""
         # No password: the provider is this account's way in (docs/SSO.md); never staff.
         user = user_model.objects.create_user(username, email=email[:254], password=None)
         action = "auth.user_created"

@@ -106,6 +106,11 @@ def test_a_first_sign_in_creates_the_account_linked_by_sub(idp, settings):
     assert asked["client_id"] == "jitaccess-test" and asked["nonce"] and asked["code_challenge_method"] == "S256"
 
 
+def test_an_address_the_provider_has_not_verified_is_not_kept(idp):
+    sign_in(idp, {**CAROL, "email_verified": False})
+    assert User.objects.get(username="carol").email == ""
+
+
 def test_the_password_sign_in_is_recorded_with_its_method(cast):
     client = Client()
     client.post("/login/", {"username": "outsider", "password": "pw-outsider"})
