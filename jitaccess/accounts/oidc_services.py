@@ -39,15 +39,23 @@ def protected_group_targets() -> list[str]:
     return sorted(security_group.objects.filter(name__in=group_map_targets()).values_list("name", flat=True))
 
 
-def _provider_groups(claims: dict[str, Any]) -> set[str]:
+def provider_groups_of(claims: dict[str, Any]) -> list[str]:
+    """The provider's group names in the claims, sorted; none when the claim is missing."""
     value = claims.get(settings.JIT_OIDC_GROUPS_CLAIM)
     if value is None:
-        return set()  # no claim, no mapped group: the sync removes rather than keeps
+        return []  # no claim, no mapped group: the sync removes rather than keeps
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise OIDCRefused("groups_claim", f"{settings.JIT_OIDC_GROUPS_CLAIM} is not a list of names")
-    return set(value)
+    return sorted(set(value))
+
+
+def _refuse_protected_map() -> None:
+    protected = protected_group_targets()
+    if protected:
+        logger.error("JIT_OIDC_GROUP_MAP names security groups %s; single sign-on is refused", protected)
+        raise OIDCRefused("group_map_protected", f"JIT_OIDC_GROUP_MAP names security groups {protected}")
 
 
 def oidc_groups_sync(user: Any, *, provider_groups: set[str]) -> tuple[list[str], list[str]]:
@@ -130,28 +138,34 @@ def _identity_for(subject: str, claims: dict[str, Any]) -> OIDCIdentity:
     return identity
 
 
-def oidc_sign_in(*, claims: dict[str, Any]) -> Any:
-    """The account the provider's verified ``claims`` sign in as, its mapped groups synced.
+def oidc_account_for(*, claims: dict[str, Any]) -> Any:
+    """The account the provider's verified ``claims`` sign in as: found by its ``sub``, or linked
+    or created now. One transaction: a refusal (``OIDCRefused``) leaves no account or link behind.
 
-    One transaction: a refusal (``OIDCRefused``) leaves no account, link or membership behind.
+    Groups do not change yet: only a complete sign-in (after the authenticator code, when one is
+    asked) syncs them, in ``oidc_sign_in_complete``.
     """
-    provider_groups = _provider_groups(claims)
+    # The sign-in writes its own events; django-auditlog's rows would say it twice.
     with transaction.atomic(), disable_auditlog():
-        # The sign-in writes its own events; django-auditlog's rows would say it twice.
-        protected = protected_group_targets()
-        if protected:
-            logger.error("JIT_OIDC_GROUP_MAP names security groups %s; single sign-on is refused", protected)
-            raise OIDCRefused("group_map_protected", f"JIT_OIDC_GROUP_MAP names security groups {protected}")
-        identity = _identity_for(claims["sub"], claims)
-        user = identity.user
+        _refuse_protected_map()
+        user = _identity_for(claims["sub"], claims).user
         if user.is_service_account:
             raise OIDCRefused("service_account", f"{user.get_username()} is a service account")
         if not user.is_active:
             raise OIDCRefused("inactive", f"{user.get_username()} is deactivated")
-        oidc_groups_sync(user, provider_groups=provider_groups)
+    return user
+
+
+def oidc_sign_in_complete(user: Any, *, provider_groups: list[str]) -> None:
+    """What a complete sign-in through the provider changes: the mapped groups, made what the
+    provider said (``provider_groups``), and the identity's last sign-in. Before the session opens,
+    so the session's first request already sees the new groups."""
+    with transaction.atomic(), disable_auditlog():
+        _refuse_protected_map()  # a security group of that name may have been made since the answer
+        oidc_groups_sync(user, provider_groups=set(provider_groups))
+        identity = OIDCIdentity.objects.select_for_update().get(issuer=settings.JIT_OIDC_ISSUER, user=user)
         identity.last_login_at = clock.now()
         identity.save(update_fields=["last_login_at"])
-    return user
 
 
 def oidc_failed_record(*, action: str, reason: str, claims: dict[str, Any] | None = None, user: Any = None) -> None:

@@ -29,7 +29,12 @@ from mozilla_django_oidc.views import OIDCAuthenticationRequestView
 from jitaccess.accounts.forms import CodeForm
 from jitaccess.accounts.middleware import PROVIDER_MFA_SESSION_KEY
 from jitaccess.accounts.oidc_backend import CLOCK_SKEW, OIDC_BACKEND, OIDCBackend, OIDCRefused, provider_mfa_shown
-from jitaccess.accounts.oidc_services import oidc_failed_record, oidc_sign_in
+from jitaccess.accounts.oidc_services import (
+    oidc_account_for,
+    oidc_failed_record,
+    oidc_sign_in_complete,
+    provider_groups_of,
+)
 from jitaccess.accounts.pages import safe_next
 from jitaccess.accounts.reauth import reauth_mark
 from jitaccess.accounts.selectors import confirmed_totp_device, oidc_identity_of
@@ -39,7 +44,7 @@ from jitaccess.web.access import signed_in
 
 # state -> {"purpose": "login" | "reauth", "next": path, "user": pk, "started": epoch seconds}
 FLOWS_SESSION_KEY = "jit_oidc_flows"
-# A provider sign-in waiting for the authenticator code: {"purpose", "user", "next", "at"}.
+# A provider sign-in waiting for the authenticator code: {"purpose", "user", "next", "at", "groups"}.
 PENDING_SESSION_KEY = "jit_oidc_pending"
 # How long the code may follow the provider's answer.
 PENDING_SECONDS = 300
@@ -132,16 +137,17 @@ class CallbackView(View):
 
     def _sign_in(self, request: HttpRequest, flow: dict, claims: dict) -> HttpResponse:
         try:
-            user = oidc_sign_in(claims=claims)
+            groups = provider_groups_of(claims)
+            user = oidc_account_for(claims=claims)
         except OIDCRefused as refused:
             return self._refused(request, flow, refused, claims=claims)
         except IntegrityError:  # the same first sign-in twice at once: the other one made the account
             return self._refused(request, flow, OIDCRefused("conflict"), claims=claims)
         provider_mfa = provider_mfa_shown(claims)
         if not provider_mfa and TOTPDevice.objects.filter(user=user, confirmed=True).exists():
-            return _ask_code(request, purpose="login", user=user, next_url=flow["next"])
+            return _ask_code(request, purpose="login", user=user, next_url=flow["next"], groups=groups)
         second_factor = "provider" if provider_mfa else None
-        return sign_in_complete(request, user, second_factor=second_factor, next_url=flow["next"])
+        return sign_in_complete(request, user, groups=groups, second_factor=second_factor, next_url=flow["next"])
 
     def _reauthenticate(self, request: HttpRequest, flow: dict, claims: dict) -> HttpResponse:
         user = request.user
@@ -162,8 +168,17 @@ class CallbackView(View):
         return _reauth_complete(request, second_factor=provider_mfa, next_url=flow["next"])
 
 
-def sign_in_complete(request: HttpRequest, user: Any, *, second_factor: str | None, next_url: str) -> HttpResponse:
-    """Open the session: auth.login records the method and the second factor used."""
+def sign_in_complete(
+    request: HttpRequest, user: Any, *, groups: list[str], second_factor: str | None, next_url: str
+) -> HttpResponse:
+    """Sync the mapped groups and open the session: auth.login records the method and the second
+    factor used."""
+    try:
+        oidc_sign_in_complete(user, provider_groups=groups)
+    except OIDCRefused as refused:
+        oidc_failed_record(action="auth.login_failed", reason=refused.reason, user=user)
+        messages.error(request, SIGN_IN_FAILED.format(provider=_provider()))
+        return redirect("login")
     setattr(request, SIGN_IN_DETAILS_ATTRIBUTE, {"method": "oidc", "second_factor": second_factor})
     login(request, user, backend=OIDC_BACKEND)
     if second_factor == "provider":
@@ -183,8 +198,16 @@ def _reauth_page(next_url: str) -> str:
     return f"{reverse('account:reauth')}?{urlencode({'next': next_url})}"
 
 
-def _ask_code(request: HttpRequest, *, purpose: str, user: Any, next_url: str) -> HttpResponse:
-    request.session[PENDING_SESSION_KEY] = {"purpose": purpose, "user": user.pk, "next": next_url, "at": time.time()}
+def _ask_code(
+    request: HttpRequest, *, purpose: str, user: Any, next_url: str, groups: list[str] | None = None
+) -> HttpResponse:
+    request.session[PENDING_SESSION_KEY] = {
+        "purpose": purpose,
+        "user": user.pk,
+        "next": next_url,
+        "at": time.time(),
+        "groups": groups or [],
+    }
     return redirect("oidc-code")
 
 
@@ -220,8 +243,11 @@ def code_step(request: HttpRequest) -> HttpResponse:
             del request.session[PENDING_SESSION_KEY]
             if pending["purpose"] == "reauth":
                 return _reauth_complete(request, second_factor=True, next_url=pending["next"])
-            response = sign_in_complete(request, user, second_factor="totp", next_url=pending["next"])
-            otp_login(request, confirmed_totp_device(user))
+            response = sign_in_complete(
+                request, user, groups=pending["groups"], second_factor="totp", next_url=pending["next"]
+            )
+            if request.user.is_authenticated:
+                otp_login(request, confirmed_totp_device(user))
             return response
         if pending["purpose"] == "reauth":
             reauth_failed_record(user=user, reason="second_factor", method="oidc")

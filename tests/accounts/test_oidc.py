@@ -278,12 +278,14 @@ def owner_with_device(provider: FakeProvider) -> tuple[User, TOTPDevice]:
     return carol, TOTPDevice.objects.create(user=carol, name="app", confirmed=True)
 
 
-def test_an_authenticator_owner_gives_a_code_after_the_provider(idp):
+def test_an_authenticator_owner_gives_a_code_after_the_provider(idp, settings):
+    settings.JIT_OIDC_GROUP_MAP = [("idp-legal", "legal-l1")]
     carol, device = owner_with_device(idp)
-    client, response = sign_in(idp, {**CAROL, "amr": ["pwd", "mfa"]}, next_url="/access/")
+    client, response = sign_in(idp, {**CAROL, "amr": ["pwd", "mfa"], "groups": ["idp-legal"]}, next_url="/access/")
 
     # The provider's MFA is not trusted unless the operator says so.
     assert response["Location"] == "/oidc/code/" and signed_in_as(client) is None
+    assert not carol.groups.exists(), "groups change only once the sign-in is complete"
     wrong = client.post("/oidc/code/", {"code": wrong_code(device)})
     assert wrong.status_code == 400 and signed_in_as(client) is None
     assert events("auth.login_failed")[-1].data == {"reason": "second_factor", "known_user": True, "method": "oidc"}
@@ -295,6 +297,7 @@ def test_an_authenticator_owner_gives_a_code_after_the_provider(idp):
     assert right["Location"] == "/access/" and signed_in_as(client) == "carol"
     assert client.get("/access/").status_code == 200, "the session counts as verified by the app"
     assert events("auth.login")[-1].data == {"method": "oidc", "second_factor": "totp"}
+    assert list(carol.groups.values_list("name", flat=True)) == ["legal-l1"]
 
 
 def test_the_code_must_follow_the_provider_within_minutes(idp):
