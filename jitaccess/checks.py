@@ -108,7 +108,7 @@ def check_oidc_group_map(app_configs: Any, **kwargs: Any) -> list[Error]:
         return []
     from django.db import DatabaseError
 
-    from jitaccess.accounts.oidc_services import protected_group_targets
+    from jitaccess.accounts.selectors import protected_group_targets
 
     try:
         protected = protected_group_targets()

@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from auditlog.context import disable_auditlog
-from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -22,21 +21,11 @@ from django.db import transaction
 from jitaccess import clock
 from jitaccess.accounts.models import OIDCIdentity
 from jitaccess.accounts.oidc_backend import OIDCRefused
+from jitaccess.accounts.selectors import group_map_targets, protected_group_targets
 from jitaccess.audit.models import Outcome
 from jitaccess.audit.services import audit_record
 
 logger = logging.getLogger(__name__)
-
-
-def group_map_targets() -> list[str]:
-    """The Django groups a sign-in may change, sorted."""
-    return sorted({target for _, target in settings.JIT_OIDC_GROUP_MAP})
-
-
-def protected_group_targets() -> list[str]:
-    """Map targets that name a security group: a map that reaches one is refused as a whole."""
-    security_group = apps.get_model("approvals", "SecurityGroup")
-    return sorted(security_group.objects.filter(name__in=group_map_targets()).values_list("name", flat=True))
 
 
 def provider_groups_of(claims: dict[str, Any]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
@@ -71,3 +72,14 @@ def oidc_identity_of(user: Any) -> OIDCIdentity | None:
     if not settings.JIT_OIDC_ENABLED or not getattr(user, "is_authenticated", False):
         return None
     return OIDCIdentity.objects.filter(issuer=settings.JIT_OIDC_ISSUER, user=user).first()
+
+
+def group_map_targets() -> list[str]:
+    """The Django groups a sign-in may change, sorted."""
+    return sorted({target for _, target in settings.JIT_OIDC_GROUP_MAP})
+
+
+def protected_group_targets() -> list[str]:
+    """Map targets that name a security group: a map that reaches one is refused as a whole."""
+    security_group = apps.get_model("approvals", "SecurityGroup")
+    return sorted(security_group.objects.filter(name__in=group_map_targets()).values_list("name", flat=True))
