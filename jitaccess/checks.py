@@ -95,3 +95,40 @@ def refuse_weak_keys() -> None:
     errors = check_keys(None)
     if errors:
         raise ImproperlyConfigured(errors[0].msg)
+
+
+@register()
+def check_oidc_group_map(app_configs: Any, **kwargs: Any) -> list[Error]:
+    """The single sign-on group map may not name a security group: only grants add people there.
+
+    It needs the database, so it cannot run as the settings load; a database not there yet (the
+    first migrate) leaves it to the sign-in, which refuses such a map every time.
+    """
+    if not settings.JIT_OIDC_ENABLED or not settings.JIT_OIDC_GROUP_MAP:
+        return []
+    from django.db import DatabaseError
+
+    from jitaccess.accounts.selectors import protected_group_targets
+
+    try:
+        protected = protected_group_targets()
+    except DatabaseError:
+        return []
+    if protected:
+        return [
+            Error(
+                f"JIT_OIDC_GROUP_MAP maps to the security group(s) {', '.join(protected)}; "
+                "only grants may add people there: remove them from the map",
+                id="jitaccess.E011",
+            )
+        ]
+    return []
+
+
+def refuse_protected_group_map() -> None:
+    """The group map check for gunicorn, which runs no system checks: one line, and no start."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    errors = check_oidc_group_map(None)
+    if errors:
+        raise ImproperlyConfigured(errors[0].msg)

@@ -10,6 +10,7 @@ import base64
 import binascii
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -81,12 +82,15 @@ def env_secret(name: str, *, dev_default: str | None, debug: bool) -> str:
     """A secret from ``NAME`` or the file named by ``NAME_FILE``.
 
     The development default is used only when DEBUG is on; in production a missing secret stops
-    start-up with one line naming the variable.
+    start-up with one line naming the variable. Without a development default it is required in
+    DEBUG too.
     """
     value = env_secret_or_none(name)
     if value is not None:
         return value
-    if debug and dev_default is not None:
+    if dev_default is None:
+        raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set")
+    if debug:
         return dev_default
     raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set when DJANGO_DEBUG is off")
 
@@ -128,3 +132,35 @@ def env_rate(name: str, default: str) -> str:
     if not (count.isascii() and count.isdigit() and int(count) >= 1 and period.strip().lower() in _RATE_PERIODS):
         raise ImproperlyConfigured(f"{name} must be a rate such as 30/min (count/s, min, hour or day), not {raw!r}")
     return f"{int(count)}/{_RATE_PERIODS[period.strip().lower()]}"
+
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def env_url(name: str, default: str | None = None) -> str:
+    """An absolute http(s) URL. Plain http only to a provider on this host: anything that crosses
+    a network carries codes and tokens, so it must be https."""
+    raw = env_str(name, default).strip()
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ImproperlyConfigured(f"{name} must be an absolute https:// URL, not {raw!r}")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ImproperlyConfigured(f"{name} must use https:// (plain http only to 127.0.0.1 or localhost)")
+    return raw
+
+
+def env_pairs(name: str) -> list[tuple[str, str]]:
+    """``left=right`` pairs separated by commas, such as ``idp-legal=legal-l1,idp-ops=datacenter-admins``.
+
+    A pair may repeat its left side (one name leading to several) or its right side (several to
+    one); an exact repeat, an empty side or a missing ``=`` stops start-up.
+    """
+    pairs: list[tuple[str, str]] = []
+    for item in env_list(name, []):
+        left, sep, right = (part.strip() for part in item.partition("="))
+        if not sep or not left or not right or "=" in right:
+            raise ImproperlyConfigured(f"{name} must be name=name pairs separated by commas, not {item!r}")
+        if (left, right) in pairs:
+            raise ImproperlyConfigured(f"{name} names {left}={right} twice")
+        pairs.append((left, right))
+    return pairs

@@ -15,10 +15,12 @@ from jitaccess.env import (
     env_int,
     env_key,
     env_list,
+    env_pairs,
     env_rate,
     env_secret,
     env_secret_or_none,
     env_str,
+    env_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -68,7 +70,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
+    # django-otp's, plus a trusted provider's multi-factor sign-in (docs/SSO.md).
+    "jitaccess.accounts.middleware.SecondFactorMiddleware",
     "approvals.middleware.GrantActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After the messages, which the idle sign-out leaves for the sign-in page.
@@ -401,6 +404,60 @@ JIT_SESSION_IDLE_SECONDS = env_int("JIT_SESSION_IDLE_SECONDS", 1800, minimum=60)
 JIT_REAUTH_SECONDS = env_int("JIT_REAUTH_SECONDS", 300, minimum=30)
 # The name authenticator apps show for the account.
 OTP_TOTP_ISSUER = "jitaccess"
+
+# --- Single sign-on with OpenID Connect (docs/SSO.md) ---
+# Off by default: then no OIDC URL, backend or button exists. The provider's endpoints are given
+# one by one, not discovered: start-up must not depend on the network.
+JIT_OIDC_ENABLED = env_bool("JIT_OIDC_ENABLED", False)
+OIDC_SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+if JIT_OIDC_ENABLED:
+    JIT_OIDC_PROVIDER_NAME = env_str("JIT_OIDC_PROVIDER_NAME", "single sign-on").strip() or "single sign-on"
+    # ID tokens must name exactly this issuer (the "iss" claim) and this client as their audience.
+    JIT_OIDC_ISSUER = env_url("JIT_OIDC_ISSUER")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = env_url("JIT_OIDC_AUTHORIZATION_URL")
+    OIDC_OP_TOKEN_ENDPOINT = env_url("JIT_OIDC_TOKEN_URL")
+    OIDC_OP_USER_ENDPOINT = env_url("JIT_OIDC_USERINFO_URL")
+    OIDC_OP_JWKS_ENDPOINT = env_url("JIT_OIDC_JWKS_URL")
+    OIDC_RP_CLIENT_ID = env_str("JIT_OIDC_CLIENT_ID").strip()
+    if not OIDC_RP_CLIENT_ID:
+        raise ImproperlyConfigured("JIT_OIDC_CLIENT_ID must be set when JIT_OIDC_ENABLED is on")
+    OIDC_RP_CLIENT_SECRET = env_secret("JIT_OIDC_CLIENT_SECRET", dev_default=None, debug=DEBUG)
+    # Asymmetric only: an HS256 token would be signed with the client secret, which the app holds.
+    OIDC_RP_SIGN_ALGO = env_str("JIT_OIDC_SIGN_ALGO", "RS256").strip()
+    if OIDC_RP_SIGN_ALGO not in OIDC_SIGNING_ALGORITHMS:
+        raise ImproperlyConfigured(
+            f"JIT_OIDC_SIGN_ALGO must be one of {', '.join(OIDC_SIGNING_ALGORITHMS)}, not {OIDC_RP_SIGN_ALGO!r}"
+        )
+    OIDC_RP_SCOPES = " ".join(env_list("JIT_OIDC_SCOPES", ["openid", "email", "profile"]))
+    if "openid" not in OIDC_RP_SCOPES.split():
+        raise ImproperlyConfigured("JIT_OIDC_SCOPES must include openid")
+    JIT_OIDC_USERNAME_CLAIM = env_str("JIT_OIDC_USERNAME_CLAIM", "preferred_username").strip()
+    JIT_OIDC_GROUPS_CLAIM = env_str("JIT_OIDC_GROUPS_CLAIM", "groups").strip()
+    if not JIT_OIDC_USERNAME_CLAIM or not JIT_OIDC_GROUPS_CLAIM:
+        raise ImproperlyConfigured("JIT_OIDC_USERNAME_CLAIM and JIT_OIDC_GROUPS_CLAIM must name a claim")
+    # Provider group -> Django group. Only the groups named on the right are ever changed by a
+    # sign-in; targets naming a security group are refused (jitaccess/accounts/oidc_services.py).
+    JIT_OIDC_GROUP_MAP = env_pairs("JIT_OIDC_GROUP_MAP")
+    # A first sign-in of someone unknown makes an account (no password, no staff rights); off,
+    # only identities already linked (in the admin, or below) may sign in.
+    JIT_OIDC_CREATE_USERS = env_bool("JIT_OIDC_CREATE_USERS", True)
+    # Link a first sign-in to the existing account of the same user name. Off by default: it
+    # hands every local account to whoever the provider says owns that name.
+    JIT_OIDC_LINK_EXISTING = env_bool("JIT_OIDC_LINK_EXISTING", False)
+    # Accept the provider's multi-factor sign-in (an "amr" value listed below in the ID token)
+    # instead of the authenticator app. Off: the app's code is asked for after the provider.
+    JIT_OIDC_TRUST_IDP_MFA = env_bool("JIT_OIDC_TRUST_IDP_MFA", False)
+    JIT_OIDC_MFA_AMR = env_list("JIT_OIDC_MFA_AMR", ["mfa"])
+    if JIT_OIDC_TRUST_IDP_MFA and not JIT_OIDC_MFA_AMR:
+        raise ImproperlyConfigured("JIT_OIDC_MFA_AMR must list an amr value when JIT_OIDC_TRUST_IDP_MFA is on")
+    # The provider's calls (token, userinfo, keys) give up after this long.
+    OIDC_TIMEOUT = env_int("JIT_OIDC_TIMEOUT", 10, minimum=1)
+    OIDC_USE_NONCE = True
+    OIDC_USE_PKCE = True
+    # Sessions only: the backend authenticates nobody through authenticate() (oidc_backend.py).
+    AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "jitaccess.accounts.oidc_backend.OIDCBackend"]
+else:
+    JIT_OIDC_PROVIDER_NAME = ""
 
 # --- Production hardening (more in docs/DEPLOY.md) ---
 SESSION_COOKIE_HTTPONLY = True

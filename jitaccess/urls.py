@@ -36,3 +36,6 @@ urlpatterns = [
     path("", include("approvals.urls")),
     path("", include("jitaccess.web.urls")),
 ]
+if settings.JIT_OIDC_ENABLED:
+    # Single sign-on (docs/SSO.md); without it these addresses do not exist.
+    urlpatterns.insert(0, path("oidc/", include("jitaccess.accounts.oidc_urls")))

@@ -1,8 +1,10 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from jitaccess.accounts.models import ApiToken, GroupSecondFactorPolicy, ServiceToken, User
-from jitaccess.admin_access import ReadOnlyRecord, SecurityAdminEditable
+from jitaccess.accounts.models import ApiToken, GroupSecondFactorPolicy, OIDCIdentity, ServiceToken, User
+from jitaccess.admin_access import ReadOnlyRecord, SecurityAdminEditable, SecurityAdminPermissions
 
 
 @admin.register(User)
@@ -30,3 +32,21 @@ class ServiceTokenAdmin(ReadOnlyRecord):
 class GroupSecondFactorPolicyAdmin(SecurityAdminEditable):
     list_display = ("group", "require_totp")
     list_filter = ("require_totp",)
+
+
+@admin.register(OIDCIdentity)
+class OIDCIdentityAdmin(SecurityAdminPermissions, admin.ModelAdmin):
+    """Which provider identity signs in as which account. Linking one decides who may act as the
+    account, so only superusers change them (security admins and auditors look); every change is
+    in the change log."""
+
+    list_display = ("user", "subject", "issuer", "created_at", "last_login_at")
+    search_fields = ("user__username", "subject")
+    readonly_fields = ("created_at", "last_login_at")
+    raw_id_fields = ("user",)
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    has_change_permission = has_add_permission
+    has_delete_permission = has_add_permission

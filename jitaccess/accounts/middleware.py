@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,12 +14,32 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
+from django_otp.middleware import OTPMiddleware
 
 from jitaccess.accounts.selectors import second_factor_missing
 from jitaccess.accounts.signin_audit import LOGOUT_REASON_ATTRIBUTE
 
 # When this session last made a request (seconds since the epoch).
 LAST_SEEN_SESSION_KEY = "jit_last_seen"
+# The user whose provider sign-in showed several factors, with JIT_OIDC_TRUST_IDP_MFA on.
+PROVIDER_MFA_SESSION_KEY = "jit_provider_mfa"
+
+
+class SecondFactorMiddleware(OTPMiddleware):
+    """django-otp's middleware (``user.is_verified()``: did a code verify this session?), which
+    also counts a trusted provider's multi-factor sign-in as the session's second factor."""
+
+    def _verify_user_sync(self, request: HttpRequest, user: Any) -> Any:
+        user = super()._verify_user_sync(request, user)
+        if (
+            settings.JIT_OIDC_ENABLED
+            and settings.JIT_OIDC_TRUST_IDP_MFA
+            and user.is_authenticated
+            and request.session.get(PROVIDER_MFA_SESSION_KEY) == user.pk
+        ):
+            user.verified_by_provider = True
+            user.is_verified = lambda: True
+        return user
 
 
 def idle_message(seconds: int) -> str:
@@ -74,7 +95,8 @@ class SecondFactorRequiredMiddleware:
             "/healthz",
             "/readyz",
         }
-        return path in exact or path.startswith(("/api/", "/" + settings.STATIC_URL.lstrip("/")))
+        # /oidc/: re-authenticating through the provider comes before setting up the app.
+        return path in exact or path.startswith(("/api/", "/oidc/", "/" + settings.STATIC_URL.lstrip("/")))
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)

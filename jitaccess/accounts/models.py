@@ -96,3 +96,27 @@ class GroupSecondFactorPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group}: {'TOTP required' if self.require_totp else 'TOTP optional'}"
+
+
+class OIDCIdentity(models.Model):
+    """Who a person is at the OpenID Connect provider: its issuer and the ``sub`` claim it gives
+    them. Sign-in finds the account by this pair, never by e-mail address or user name, which
+    the provider may reassign."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_identities")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "OpenID Connect identity"
+        verbose_name_plural = "OpenID Connect identities"
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="oidc_identity_unique"),
+            # One identity per account at a provider: a second would be a second way in.
+            models.UniqueConstraint(fields=["issuer", "user"], name="oidc_identity_one_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} = {self.subject} at {self.issuer}"

@@ -6,6 +6,7 @@ from base64 import b32encode
 from typing import Any
 
 import segno
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -18,7 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from jitaccess.accounts.forms import CodeForm, ReauthForm
 from jitaccess.accounts.reauth import reauth_fresh, reauth_url, reauthenticate
-from jitaccess.accounts.selectors import confirmed_totp_device, groups_requiring_totp
+from jitaccess.accounts.selectors import confirmed_totp_device, groups_requiring_totp, oidc_identity_of
 from jitaccess.accounts.services import (
     totp_device_remove,
     totp_enrolment_confirm,
@@ -228,6 +229,13 @@ def reauth(request: HttpRequest) -> HttpResponse:
                 return redirect(next_url or "account:home")
             form.add_error(*problem)
         status = 400
-    return render(
-        request, "account/reauth.html", {"form": form, "needs_code": needs_code, "next": next_url or ""}, status=status
-    )
+    # Someone who signs in through the provider only has no password: they confirm there.
+    sso = settings.JIT_OIDC_PROVIDER_NAME if oidc_identity_of(request.user) is not None else ""
+    context = {
+        "form": form,
+        "needs_code": needs_code,
+        "next": next_url or "",
+        "has_password": request.user.has_usable_password(),
+        "sso_provider": sso,
+    }
+    return render(request, "account/reauth.html", context, status=status)

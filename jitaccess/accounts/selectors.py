@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.apps import apps
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from jitaccess.accounts.models import GroupSecondFactorPolicy, ServiceToken
+from jitaccess.accounts.models import GroupSecondFactorPolicy, OIDCIdentity, ServiceToken
 from jitaccess.roles import is_security_admin
 
 
@@ -37,7 +39,13 @@ def confirmed_totp_device(user: Any) -> TOTPDevice | None:
 
 
 def second_factor_missing(user: Any) -> bool:
-    """Required by a group but not set up: such a person may do nothing but set it up."""
+    """Required by a group but not set up: such a person may do nothing but set it up.
+
+    A session whose provider sign-in showed several factors, with ``JIT_OIDC_TRUST_IDP_MFA`` on,
+    has its second factor already (jitaccess/accounts/middleware.py marks its user).
+    """
+    if getattr(user, "verified_by_provider", False):
+        return False
     return second_factor_required(user) and not TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
@@ -57,3 +65,21 @@ def service_token_state(token: ServiceToken, *, at: datetime) -> str:
     if token.revoked_at is not None:
         return "revoked"
     return "expired" if token.expires_at <= at else "active"
+
+
+def oidc_identity_of(user: Any) -> OIDCIdentity | None:
+    """The user's identity at the configured OpenID Connect provider, when single sign-on is on."""
+    if not settings.JIT_OIDC_ENABLED or not getattr(user, "is_authenticated", False):
+        return None
+    return OIDCIdentity.objects.filter(issuer=settings.JIT_OIDC_ISSUER, user=user).first()
+
+
+def group_map_targets() -> list[str]:
+    """The Django groups a sign-in may change, sorted."""
+    return sorted({target for _, target in settings.JIT_OIDC_GROUP_MAP})
+
+
+def protected_group_targets() -> list[str]:
+    """Map targets that name a security group: a map that reaches one is refused as a whole."""
+    security_group = apps.get_model("approvals", "SecurityGroup")
+    return sorted(security_group.objects.filter(name__in=group_map_targets()).values_list("name", flat=True))

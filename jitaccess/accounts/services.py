@@ -150,18 +150,22 @@ def second_factor_problem(user: Any, otp: str) -> bool:
     return not otp or not any(device.verify_token(otp) for device in devices)
 
 
-def session_event_record(action: str, *, user: Any, reason: str | None = None) -> None:
+def session_event_record(
+    action: str, *, user: Any, reason: str | None = None, details: dict[str, Any] | None = None
+) -> None:
     """Audit a sign-in or sign-out (``auth.login`` / ``auth.logout``) in its own transaction.
 
-    ``reason`` says why a session ended when the person did not end it (``idle``).
+    ``reason`` says why a session ended when the person did not end it (``idle``); ``details``
+    how a sign-in was made (``method``: ``password`` or ``oidc``).
     """
+    data = {**(details or {}), **({"reason": reason} if reason else {})}
     with transaction.atomic():
         audit_record(
             action,
             actor=user,
             target_type="user",
             target_id=user.get_username()[:64],
-            data={"reason": reason} if reason else None,
+            data=data or None,
         )
 
 
@@ -177,7 +181,7 @@ def username_for_records(username: str) -> tuple[str, bool]:
     return "hmac:" + salted_hmac("jitaccess.audit.username", username).hexdigest()[:32], False
 
 
-def login_failed_record(*, username: str, reason: str) -> None:
+def login_failed_record(*, username: str, reason: str, method: str = "password") -> None:
     """Audit a failed sign-in, in its own transaction: there is no state change to undo.
 
     Unknown names are kept only as a keyed hash (``username_for_records``).
@@ -190,7 +194,7 @@ def login_failed_record(*, username: str, reason: str) -> None:
             outcome=Outcome.DENIED,
             target_type="user",
             target_id=target,
-            data={"reason": reason, "known_user": known},
+            data={"reason": reason, "known_user": known, "method": method},
         )
 
 
@@ -331,18 +335,18 @@ def lockout_record(*, username: str, failures: int | None) -> None:
         )
 
 
-def reauth_record(*, user: Any, second_factor: bool) -> None:
+def reauth_record(*, user: Any, second_factor: bool, method: str = "password") -> None:
     with transaction.atomic():
         audit_record(
             "auth.reauthenticated",
             actor=user,
             target_type="user",
             target_id=user.get_username()[:64],
-            data={"second_factor": second_factor},
+            data={"second_factor": second_factor, "method": method},
         )
 
 
-def reauth_failed_record(*, user: Any, reason: str) -> None:
+def reauth_failed_record(*, user: Any, reason: str, method: str = "password") -> None:
     with transaction.atomic():
         audit_record(
             "auth.reauth_failed",
@@ -350,5 +354,5 @@ def reauth_failed_record(*, user: Any, reason: str) -> None:
             outcome=Outcome.DENIED,
             target_type="user",
             target_id=user.get_username()[:64],
-            data={"reason": reason},
+            data={"reason": reason, "method": method},
         )

@@ -17,6 +17,8 @@ from jitaccess.accounts.services import login_failed_record, session_event_recor
 # its own failures (re-authentication writes ``auth.reauth_failed``, not a failed sign-in).
 LOGOUT_REASON_ATTRIBUTE = "jit_logout_reason"
 REAUTH_ATTRIBUTE = "jit_reauthenticating"
+# Set by a sign-in that is not the password's (single sign-on): what auth.login records of it.
+SIGN_IN_DETAILS_ATTRIBUTE = "jit_sign_in_details"
 # Set by the lockout handler (lockout.py) when it sees an attempt.
 LOCKOUT_REFUSED_ATTRIBUTE = "jit_refused_by_lockout"
 
@@ -33,7 +35,8 @@ def refused_by_lockout(request: Any) -> bool:
 
 @receiver(user_logged_in, dispatch_uid="jitaccess.audit.login")
 def record_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    session_event_record("auth.login", user=user)
+    details = getattr(request, SIGN_IN_DETAILS_ATTRIBUTE, None) or {"method": "password"}
+    session_event_record("auth.login", user=user, details=details)
     if request is not None and hasattr(request, "session"):
         # A fixed end for the session: without one, Django moves the expiry forward on every save
         # (the idle timeout saves once a minute), and an active session would never end.

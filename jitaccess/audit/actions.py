@@ -35,6 +35,10 @@ KNOWN_ACTIONS: frozenset[str] = frozenset(
         "auth.service_token_revoked",
         "auth.unlocked",
         "auth.second_factor_reset",
+        # single sign-on (OpenID Connect)
+        "auth.groups_synced",
+        "auth.identity_linked",
+        "auth.user_created",
         # the approval workflow
         "request.submitted",
         "request.submit_refused",

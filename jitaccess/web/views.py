@@ -1,8 +1,11 @@
-"""The home page (sign-in and sign-out are Django's views, see urls.py)."""
+"""The home page and the sign-in page (sign-out is Django's view, see urls.py)."""
 
 from __future__ import annotations
 
-from django.contrib.auth.views import redirect_to_login
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.views import LoginView, redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
@@ -11,6 +14,18 @@ from approvals.selectors import approver_of_any_stage, grants_held_by, requests_
 from jitaccess import clock
 from jitaccess.roles import DATACENTER_ADMINS, group_names, is_auditor, is_security_admin
 from jitaccess.web.access import signed_in
+from jitaccess.web.forms import SignInForm
+
+
+class SignInView(LoginView):
+    """Django's sign-in with the password + TOTP form, and the single sign-on button when it is on."""
+
+    authentication_form = SignInForm
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["sso_provider"] = settings.JIT_OIDC_PROVIDER_NAME if settings.JIT_OIDC_ENABLED else ""
+        return context
 
 
 @require_safe

@@ -120,7 +120,7 @@ def test_the_password_re_authenticates_a_user_without_a_device(cast):
     assert response.status_code == 302 and response["Location"] == "/approvals/7/"
     assert reauth_fresh(request_of(client, user))
     [event] = events("auth.reauthenticated")
-    assert (event.actor_name, event.data) == ("legal1a", {"second_factor": False})
+    assert (event.actor_name, event.data) == ("legal1a", {"second_factor": False, "method": "password"})
 
 
 def test_a_re_authentication_goes_stale_after_the_window(cast):
@@ -151,7 +151,11 @@ def test_a_wrong_password_is_refused_beside_the_field_and_audited(cast):
     assert errors == ["That password is not right."]
     assert not reauth_fresh(request_of(client, user))
     [event] = events("auth.reauth_failed")
-    assert (event.actor_name, event.outcome, event.data) == ("legal1a", "denied", {"reason": "password"})
+    assert (event.actor_name, event.outcome, event.data) == (
+        "legal1a",
+        "denied",
+        {"reason": "password", "method": "password"},
+    )
     assert not events("auth.login_failed")  # one event per failure
     assert elements(response, "input", name="next")[0].attrs["value"] == "/approvals/7/"
 
@@ -184,7 +188,7 @@ def test_a_device_owner_gives_the_password_and_a_current_code(with_device):
 
     assert response.status_code == 302 and response["Location"] == "/account/"
     assert reauth_fresh(request_of(client, user))
-    assert [e.data for e in events("auth.reauthenticated")] == [{"second_factor": True}]
+    assert [e.data for e in events("auth.reauthenticated")] == [{"second_factor": True, "method": "password"}]
     # The code is spent: the same one does not re-authenticate twice.
     again = client.post(REAUTH, {"password": "pw-legal2", "code": code_for(device)})
     assert again.status_code == 400
@@ -212,7 +216,7 @@ def test_failed_re_authentications_count_toward_the_lockout(cast):
     assert codes == [400] * (settings.AXES_FAILURE_LIMIT - 1) + [429]
     assert locked.status_code == 429 and b"Sign-in is locked" in locked.content
     assert len(events("auth.locked_out")) == 1
-    assert events("auth.reauth_failed")[-1].data == {"reason": "locked_out"}
+    assert events("auth.reauth_failed")[-1].data == {"reason": "locked_out", "method": "password"}
 
 
 def test_wrong_codes_count_toward_the_lockout_too(with_device):
