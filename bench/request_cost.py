@@ -136,7 +136,7 @@ def measure(args: argparse.Namespace, temp_dir: Path) -> int:
     callgrind_out = os.environ.get(CALLGRIND_OUT)
     print(f"in-process requests on {database}; {args.warmup} unmeasured, then {args.requests} measured per kind")
     # Under valgrind the CPU time is valgrind's; the instructions are the figure then.
-    print(f"  {'request':<36} {'statements':>10} {'redis':>6} " + ("instructions" if callgrind_out else "CPU ms"))
+    print(f"  {'request':<36} {'statements':>10} {'redis':>6} {'instructions' if callgrind_out else 'CPU ms':>12}")
     reveal_statements: list[str] = []
     for dump_number, (label, request) in enumerate(kinds, 1):
         for index in range(args.warmup):
