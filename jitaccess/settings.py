@@ -159,7 +159,8 @@ if REDIS_URL:
         # Expiry ETAs are kept under a few minutes (see approvals.expiry), far below this.
         "visibility_timeout": 3600,
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Django's Redis backend, keeping its Redis client (jitaccess/cache.py).
+    CACHES = {"default": {"BACKEND": "jitaccess.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     # The embedded broker needs its folders before the first message; kombu does not make them.
     for folder in ("queue", "processed", "control"):

@@ -18,6 +18,7 @@ from jitaccess import clock
 from jitaccess.audit.models import Outcome
 from jitaccess.audit.services import audit_record
 from jitaccess.errors import Conflict, InvalidInput, NotAllowed, NotFound, Unavailable
+from jitaccess.lookups import unique_or_none
 from keys import crypto
 from keys.errors import KeyFailure, ProviderUnavailable
 from keys.kek import kek_lookup
@@ -121,7 +122,7 @@ def secret_reveal(
 
     parsed_id = _secret_id(secret_id)
     secret = (
-        Secret.objects.select_related("keyring__security_group").filter(pk=parsed_id).first()
+        unique_or_none(Secret.objects.select_related("keyring__security_group").filter(pk=parsed_id))
         if parsed_id is not None
         else None
     )

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.test import APIClient
 
@@ -61,8 +62,20 @@ def secret(cast: dict[str, Any], entitlement: Any) -> Any:
 
 
 def test_the_counts_are_kept_in_redis_so_all_web_hosts_share_them(settings):
-    assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert settings.CACHES["default"]["BACKEND"] == "jitaccess.cache.RedisCache"
     assert settings.CACHES["default"]["LOCATION"] == settings.REDIS_URL
+    assert isinstance(caches["default"], DjangoRedisCache)
+
+
+def test_the_redis_cache_keeps_one_client_for_every_call():
+    # Django's backend builds a new client per call; ours reuses it, and still reads what it wrote.
+    first, second = cache._cache.get_client(), cache._cache.get_client(write=True)
+    assert first is second
+    cache.set("jitaccess-cache-test", {"n": 1}, 30)
+    assert cache.get("jitaccess-cache-test") == {"n": 1}
+    assert cache._cache.get_client() is first
+    cache.delete("jitaccess-cache-test")
+    assert cache.get("jitaccess-cache-test") is None
 
 
 def test_without_redis_the_counts_are_shared_by_the_processes_of_one_host(tmp_path):

@@ -8,6 +8,7 @@ from approvals.models import GrantCredential, GrantState
 from approvals.services import GRANT_CREDENTIAL_PREFIX
 from jitaccess import clock
 from jitaccess.accounts.authentication import bearer_token
+from jitaccess.lookups import unique_or_none
 from jitaccess.tokens import last_used_touch, token_digest
 
 
@@ -23,16 +24,14 @@ class GrantCredentialAuthentication(authentication.BaseAuthentication):
         if token is None or not token.startswith(GRANT_CREDENTIAL_PREFIX):
             return None
         now = clock.now()
-        credential = (
-            GrantCredential.objects.select_related("grant__user", "grant__security_group")
-            .filter(
+        credential = unique_or_none(
+            GrantCredential.objects.select_related("grant__user", "grant__security_group").filter(
                 token_hash=token_digest(token),
                 revoked_at__isnull=True,
                 expires_at__gt=now,
                 grant__state=GrantState.ACTIVE,
                 grant__expires_at__gt=now,
             )
-            .first()
         )
         if credential is None or not credential.grant.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked credential.")

@@ -8,6 +8,7 @@ from jitaccess import clock
 from jitaccess.accounts.models import ApiToken, ServiceToken
 from jitaccess.accounts.permissions import second_factor_satisfied
 from jitaccess.accounts.selectors import second_factor_missing
+from jitaccess.lookups import unique_or_none
 from jitaccess.tokens import last_used_touch, token_digest
 
 # Service-account tokens start with this; personal tokens with "jit_", grant credentials "jitg_".
@@ -40,10 +41,10 @@ class BearerAuthentication(authentication.BaseAuthentication):
         if token is None:
             return None
         now = clock.now()
-        record = (
-            ApiToken.objects.select_related("user")
-            .filter(token_hash=token_digest(token), revoked_at__isnull=True, expires_at__gt=now)
-            .first()
+        record = unique_or_none(
+            ApiToken.objects.select_related("user").filter(
+                token_hash=token_digest(token), revoked_at__isnull=True, expires_at__gt=now
+            )
         )
         # One message for unknown, expired and revoked tokens: nothing to learn from the answer.
         if record is None or not record.user.is_active:
@@ -70,10 +71,10 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         if token is None or not token.startswith(SERVICE_TOKEN_PREFIX):
             return None
         now = clock.now()
-        record = (
-            ServiceToken.objects.select_related("account")
-            .filter(token_hash=token_digest(token), revoked_at__isnull=True, expires_at__gt=now)
-            .first()
+        record = unique_or_none(
+            ServiceToken.objects.select_related("account").filter(
+                token_hash=token_digest(token), revoked_at__isnull=True, expires_at__gt=now
+            )
         )
         # The same answer as for a personal token: unknown, expired, revoked and a deactivated
         # account are indistinguishable.

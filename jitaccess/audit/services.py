@@ -22,6 +22,9 @@ FORBIDDEN_DATA_KEYS = frozenset(
 )
 
 
+_HEAD_SQL = "SELECT seq, hash, at FROM audit_auditevent ORDER BY seq DESC LIMIT 1"
+
+
 def _check_data(data: dict[str, Any]) -> None:
     for key, value in data.items():
         if key.lower() in FORBIDDEN_DATA_KEYS:
@@ -53,7 +56,13 @@ def audit_record(
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-        head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash", "at").first()
+                # A statement of its own, after the lock: one that also took the lock would read
+                # the head in a snapshot from before the lock was granted, missing the previous
+                # writer's event. Plain SQL: the ORM would spend more CPU than the read, in the lock.
+                cursor.execute(_HEAD_SQL)
+                head = cursor.fetchone()
+        else:
+            head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash", "at").first()
         seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
         # Time never runs backwards along the chain (a clock stepped back stamps the previous
         # event's time instead), so a time window is also a seq range: the filters rely on it.

@@ -13,12 +13,15 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.db.models import Max
+from django.test.utils import CaptureQueriesContext
 from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
 from approvals.models import Entitlement, Grant, SecurityGroup
 from jitaccess import clock, roles
+from jitaccess.accounts.services import api_token_create
 from jitaccess.audit.models import AuditEvent
 from keys import services
 from keys.models import KeyRing, KeyState, KeyVersion, Secret
@@ -687,6 +690,26 @@ def test_it_reveals_to_the_rings_standing_service_account(cast, secret):
         since, action="secret.revealed", outcome="success", actor=cast["svc"], target=secret.pk, grant_id=None
     )
     assert event.data["reason"] == REASON["reason"]
+
+
+def test_a_reveal_with_a_token_asks_the_database_only_what_it_must(cast, secret):
+    # The hot path (docs/PERFORMANCE.md): every question still goes to the database on every call,
+    # and nothing else does. The first reveal warms the KEK cache and records the token's use.
+    client = bearer(api_token_create(user=cast["svc"])[0])
+    assert client.post(secret_url(secret, "reveal"), REASON, format="json").status_code == 200
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(secret_url(secret, "reveal"), REASON, format="json")
+
+    assert response.json()["value"] == VALUE
+    statements = [query["sql"] for query in queries.captured_queries]
+    # The clock, the token with its user, the second-factor rule, the secret with its ring and group,
+    # the standing membership; then the audit write in its transaction (a savepoint here): the
+    # chain's lock, its head, the clock, the event.
+    assert len(statements) == 11, statements
+    verbs = [statement.split()[0] for statement in statements]
+    assert verbs.count("INSERT") == 1 and "UPDATE" not in verbs and "DELETE" not in verbs, statements
+    assert sum("clock_timestamp()" in statement for statement in statements) == 2, statements
 
 
 def test_it_reveals_to_the_holder_of_an_active_grant(cast, granted, secret):
