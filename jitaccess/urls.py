@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from jitaccess import health, metrics
+from jitaccess import api_errors, health, metrics
 from jitaccess.accounts.api.views import TokenRevokeView, TokenView
 from jitaccess.api_docs import RedocView, SwaggerView
 
@@ -34,3 +34,7 @@ urlpatterns = [
     path("", include("approvals.urls")),
     path("", include("jitaccess.web.urls")),
 ]
+
+# Under /api/ these answer in the API's JSON error shape; elsewhere, the site's error pages.
+handler404 = api_errors.not_found
+handler500 = api_errors.server_error
