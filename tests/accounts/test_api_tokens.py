@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -228,6 +229,20 @@ def tight_throttles(monkeypatch):
     monkeypatch.setattr(UsernameRateThrottle, "THROTTLE_RATES", {"auth-token-user": "2/min"})
     yield
     cache.clear()
+
+
+def test_the_per_name_count_has_a_plain_cache_key_whatever_name_is_sent():
+    from types import SimpleNamespace
+
+    from jitaccess.accounts.api.throttling import UsernameRateThrottle
+
+    def key(username):
+        return UsernameRateThrottle().get_cache_key(SimpleNamespace(data={"username": username}), None)
+
+    sent = " Vïctim\r\n\x00" * 40
+    assert re.fullmatch(r"throttle_auth-token-user_[0-9a-f]{64}", key(sent))
+    # Still one count per name, however it is spelt in case or padded.
+    assert key(sent.upper()) == key(sent) and key("victim") == key(" VICTIM ") != key("victim2")
 
 
 def test_a_spoofed_forwarded_for_does_not_escape_the_address_throttle(db, api, tight_throttles):
