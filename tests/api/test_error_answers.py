@@ -63,3 +63,12 @@ def test_the_schema_documents_the_error_answers_of_each_operation(operations: di
     token = errors("POST /api/v1/auth/token/")
     assert sorted(token) == ["400", "401", "403", "429"]
     assert token["401"]["content"]["application/json"]["schema"] == ERROR
+
+
+@pytest.mark.django_db
+def test_the_schema_says_strict_input_refuses_unknown_fields(client: Any) -> None:
+    schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    components = schema["components"]["schemas"]
+
+    for name in ["AccessRequestCreateRequest", "DecisionInputRequest", "SecretCreateRequest", "TokenRequestRequest"]:
+        assert components[name]["additionalProperties"] is False, name
