@@ -87,23 +87,28 @@ def seeded(cast: dict[str, Any], entitlement: Any, security_group: Any) -> dict[
     keyring = keyring_create(name="ring-conformance", security_group=security_group, acting_user=None)
     make_secret(keyring, cast["secadmin"], name="mail-1")
     make_secret(keyring, cast["secadmin"], name="generic-1", kind="generic", metadata={"note": "demo"})
-    return cast
+    return {"cast": cast, "entitlement": entitlement}
 
 
 class Callers:
     """Each kind of caller's headers: anonymous, a person of each role with a token from
-    ``/api/v1/auth/token/``, and a service account with a token of every scope. A caller answered
-    401 has lost its token (``DELETE /auth/token/current/`` or a service token revoked during the
-    run), so it is given a new one before the next operation."""
+    ``/api/v1/auth/token/``, a service account with a token of every scope, and the holder of a
+    grant's credential. A caller answered 401 has lost its token (``DELETE /auth/token/current/``,
+    a service token or the grant revoked during the run), so it is given a new one before the next
+    operation."""
 
-    def __init__(self, base_url: str, cast: dict[str, Any]) -> None:
+    def __init__(self, base_url: str, seeded: dict[str, Any]) -> None:
         self.base_url = base_url
-        self.cast = cast
+        self.cast = seeded["cast"]
+        self.entitlement = seeded["entitlement"]
         self.headers: dict[str, dict[str, str]] = {"anonymous": {}}
-        for who in [*PEOPLE, "service-account"]:
+        for who in [*PEOPLE, "service-account", "grant-credential"]:
             self.renew(who)
 
     def renew(self, who: str) -> None:
+        self.headers[who] = {"Authorization": f"Bearer {self._token(who)}"}
+
+    def _token(self, who: str) -> str:
         if who == "service-account":
             token, _ = service_token_create(
                 account=self.cast["svc"],
@@ -112,13 +117,18 @@ class Callers:
                 days=1,
                 acting_user=self.cast["secadmin"],
             )
-        else:
-            answer = requests.post(
-                f"{self.base_url}/api/v1/auth/token/", json={"username": who, "password": f"pw-{who}"}, timeout=30
-            )
-            assert answer.status_code == 201, answer.text
-            token = answer.json()["token"]
-        self.headers[who] = {"Authorization": f"Bearer {token}"}
+            return token
+        if who == "grant-credential":
+            # A grant's one credential: a new grant each time, the last one may have been revoked.
+            requester = self.cast["requester"]
+            granted = approve_through(submit(requester, self.entitlement), self.cast["legal1a"], self.cast["legal2"])
+            token, _ = approvals_services.grant_credential_mint(granted.grant, acting_user=requester)
+            return token
+        answer = requests.post(
+            f"{self.base_url}/api/v1/auth/token/", json={"username": who, "password": f"pw-{who}"}, timeout=30
+        )
+        assert answer.status_code == 201, answer.text
+        return answer.json()["token"]
 
 
 class KnownValues:
@@ -128,7 +138,9 @@ class KnownValues:
     ``/audit/grants/{id}/timeline/``, there being no ``GET /audit/grants/``. Body fields named
     after a collection: ``entitlement`` takes the ``slug`` of ``/entitlements/{slug}/`` from
     ``GET /entitlements/``, ``keyring`` the ``name`` of ``/keyrings/{name}/``. Collections added to
-    the API later are found the same way. Each list is read once per caller."""
+    the API later are found the same way. Each list is read once per caller; the caller's own
+    values come first, then those only others see (a caller refused the list, such as a grant's
+    credential, still gets real ids)."""
 
     def __init__(self, base_url: str, schema: dict[str, Any]) -> None:
         self.base_url = base_url
@@ -152,7 +164,7 @@ class KnownValues:
         for field in shape.get("properties", {}):
             if f"{field}s" in self.collections and headers:
                 listing, key = self.collections[f"{field}s"]
-                found[field] = [item[key] for item in self._items(listing, who, headers) if key in item][:5]
+                found[field] = self._values(listing, key, who, headers)
         return found
 
     def for_path(self, operation: Any, who: str, headers: dict[str, str]) -> dict[str, list[Any]]:
@@ -166,9 +178,14 @@ class KnownValues:
                 key=lambda path: (path != collection, len(path)),
                 default=None,
             )
-            items = self._items(listing, who, headers) if listing and headers else []
-            found[name] = [item[name] for item in items if name in item][:5]
+            found[name] = self._values(listing, name, who, headers) if listing and headers else []
         return found
+
+    def _values(self, listing: str, key: str, who: str, headers: dict[str, str]) -> list[Any]:
+        own = self._items(listing, who, headers)
+        others = [item for (seen_listing, _), items in self.seen.items() if seen_listing == listing for item in items]
+        values = [item[key] for item in [*own, *others] if key in item]
+        return list(dict.fromkeys(values))[:8]
 
     def _items(self, listing: str, who: str, headers: dict[str, str]) -> list[dict[str, Any]]:
         if (listing, who) not in self.seen:
@@ -199,8 +216,7 @@ class Findings:
 
     def report(self) -> str:
         return "\n\n".join(
-            f"[{' '.join(key[1:2])}] also as: {', '.join(self.seen_by[key][1:]) or '-'}\n{text}"
-            for key, text in self.first.items()
+            f"[{key[1]}] also as: {', '.join(self.seen_by[key][1:]) or '-'}\n{text}" for key, text in self.first.items()
         )
 
 
