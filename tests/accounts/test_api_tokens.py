@@ -184,6 +184,18 @@ def test_it_needs_a_token_to_revoke_the_current_one(cast):
     assert APIClient().delete(CURRENT_URL).status_code == 401
 
 
+def test_revoking_the_current_token_without_one_is_a_documented_400(cast):
+    client = APIClient()
+    client.force_authenticate(user=cast["requester"])  # as a browser session is: no token
+
+    response = client.delete(CURRENT_URL)
+
+    assert response.status_code == 400
+    assert "authorization" in response.json()["errors"]
+    schema = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    assert "400" in schema["paths"][CURRENT_URL]["delete"]["responses"]
+
+
 # --- second factor ------------------------------------------------------------------------------
 
 
