@@ -111,7 +111,9 @@ def early_revocations(window: ReportWindow) -> list[Row]:
     """Grants revoked before they were due to expire (revoked in the window), newest first: who
     held it, who revoked it and why, and how many seconds of access that cut short."""
     revoked = (
-        Grant.objects.filter(state=GrantState.REVOKED, ended_at__lt=F("expires_at"), **window.bounds("ended_at"))
+        # Two filter calls: the window's `until` bound is an ended_at__lt of its own.
+        Grant.objects.filter(state=GrantState.REVOKED, ended_at__lt=F("expires_at"))
+        .filter(**window.bounds("ended_at"))
         .annotate(cut_short=F("expires_at") - F("ended_at"))
         .values(
             "id",

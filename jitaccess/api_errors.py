@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -48,3 +49,28 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             "code": codes if isinstance(codes, str) else _first_message(codes),
         }
     return response
+
+
+# --- answers Django gives before or after any API view ------------------------------------------
+# A path under /api/ that matches no route, or a view that crashed, still answers in the API's
+# shape (JSON), never with the HTML error pages meant for people.
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _api_error(exc: exceptions.APIException) -> JsonResponse:
+    return JsonResponse({"detail": str(exc.detail), "code": exc.default_code}, status=exc.status_code)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return _api_error(exceptions.NotFound())
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return _api_error(exceptions.APIException())
+    return defaults.server_error(request)

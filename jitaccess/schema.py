@@ -1,7 +1,7 @@
-"""OpenAPI descriptions of our authentication schemes (loaded by AccountsConfig.ready)."""
+"""OpenAPI descriptions of our authentication schemes and strict input (loaded by AccountsConfig.ready)."""
 
 from drf_spectacular.authentication import SessionScheme
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
@@ -41,3 +41,14 @@ class SecondFactorSessionScheme(SessionScheme):
     # drf-spectacular matches the exact class only; without this the cookie scheme would vanish
     # from the contract.
     target_class = "jitaccess.accounts.authentication.SecondFactorSessionAuthentication"
+
+
+class StrictInputSchema(OpenApiSerializerExtension):
+    """A StrictInputSerializer refuses fields it does not know (400), and its schema says so."""
+
+    target_class = "jitaccess.serializers.StrictInputSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):  # type: ignore[no-untyped-def]
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": False}

@@ -339,7 +339,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "jitaccess.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "jitaccess.schema_errors.ErrorResponsesSchema",
     "EXCEPTION_HANDLER": "jitaccess.api_errors.exception_handler",
     # Counted in the cache (Redis with REDIS_URL), so every web host shares the counts
     # (jitaccess/throttling.py).

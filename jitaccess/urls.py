@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from jitaccess import health, metrics
+from jitaccess import api_errors, health, metrics
 from jitaccess.accounts.api.views import TokenRevokeView, TokenView
 from jitaccess.api_docs import SwaggerView
 
@@ -39,3 +39,7 @@ urlpatterns = [
 if settings.JIT_OIDC_ENABLED:
     # Single sign-on (docs/SSO.md); without it these addresses do not exist.
     urlpatterns.insert(0, path("oidc/", include("jitaccess.accounts.oidc_urls")))
+
+# Under /api/ these answer in the API's JSON error shape; elsewhere, the site's error pages.
+handler404 = api_errors.not_found
+handler500 = api_errors.server_error

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -30,6 +30,11 @@ from jitaccess.audit.api.serializers import AuditEventSerializer
 from jitaccess.audit.api.views import AuditorOnly, OldestEventFirst
 from jitaccess.audit.models import AuditEvent
 from jitaccess.throttling import ExplainedThrottling
+
+NOT_DECIDABLE = OpenApiResponse(
+    description="The request is no longer pending, or `stage` / `digest` do not match the open stage and the "
+    "request as it is now; nothing was recorded."
+)
 
 
 class ClockContextMixin:
@@ -111,17 +116,20 @@ class AccessRequestViewSet(
         fresh = selectors.requests_visible_to(self.request.user).prefetch_related("decisions__approver").get(pk=pk)
         return AccessRequestSerializer(fresh, context=self.get_serializer_context()).data
 
-    @extend_schema(request=DecisionInputSerializer, responses={200: AccessRequestSerializer})
+    @extend_schema(request=DecisionInputSerializer, responses={200: AccessRequestSerializer, 409: NOT_DECIDABLE})
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
         return self._decide(request, DecisionKind.APPROVE)
 
-    @extend_schema(request=DecisionInputSerializer, responses={200: AccessRequestSerializer})
+    @extend_schema(request=DecisionInputSerializer, responses={200: AccessRequestSerializer, 409: NOT_DECIDABLE})
     @action(detail=True, methods=["post"])
     def deny(self, request: Request, pk: str | None = None) -> Response:
         return self._decide(request, DecisionKind.DENY)
 
-    @extend_schema(request=None, responses={200: AccessRequestSerializer})
+    @extend_schema(
+        request=None,
+        responses={200: AccessRequestSerializer, 409: OpenApiResponse(description="The request is no longer pending.")},
+    )
     @action(detail=True, methods=["post"])
     def withdraw(self, request: Request, pk: str | None = None) -> Response:
         target = self.get_object()
@@ -140,7 +148,10 @@ class GrantViewSet(ClockContextMixin, viewsets.ReadOnlyModelViewSet):
             return self.queryset
         return selectors.grants_visible_to(self.request.user).select_related("credential")
 
-    @extend_schema(request=RevokeInputSerializer, responses={200: GrantSerializer})
+    @extend_schema(
+        request=RevokeInputSerializer,
+        responses={200: GrantSerializer, 409: OpenApiResponse(description="The grant has already ended.")},
+    )
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str | None = None) -> Response:
         grant = self.get_object()
@@ -153,7 +164,13 @@ class GrantViewSet(ClockContextMixin, viewsets.ReadOnlyModelViewSet):
             GrantSerializer(self.get_queryset().get(pk=grant.pk), context=self.get_serializer_context()).data
         )
 
-    @extend_schema(request=None, responses={201: CredentialSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            201: CredentialSerializer,
+            409: OpenApiResponse(description="The grant has ended, or its credential was already minted."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def credential(self, request: Request, pk: str | None = None) -> Response:
         grant = self.get_object()

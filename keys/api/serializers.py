@@ -47,7 +47,8 @@ class KeyRingSerializer(serializers.ModelSerializer):
 class KeyRingCreateSerializer(StrictInputSerializer):
     name = serializers.SlugField(max_length=100)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
-    security_group = serializers.SlugRelatedField(slug_field="name", queryset=SecurityGroup.objects.all())
+    # Only security admins create key rings, and they may name any group.
+    security_group = VisibleSlugField(visible_to=lambda user: SecurityGroup.objects.all(), slug_field="name")
     provider = serializers.ChoiceField(choices=Provider.choices, default=Provider.LOCAL)
     provider_key = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     rotation_period_seconds = serializers.IntegerField(min_value=3600, max_value=10 * 365 * 24 * 3600, required=False)

@@ -47,7 +47,7 @@ class KeyRingViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         # Asked before the body is validated, so a caller who may not create learns nothing more.
         if not can_create_keyrings(request.user):
             raise PermissionDenied("Only security admins create key rings.")
-        serializer = KeyRingCreateSerializer(data=request.data)
+        serializer = KeyRingCreateSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         keyring = services.keyring_create(**serializer.validated_data, acting_user=request.user)
         return self._render(keyring, status=201)

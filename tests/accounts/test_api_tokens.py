@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -183,6 +184,18 @@ def test_it_needs_a_token_to_revoke_the_current_one(cast):
     assert APIClient().delete(CURRENT_URL).status_code == 401
 
 
+def test_revoking_the_current_token_without_one_is_a_documented_400(cast):
+    client = APIClient()
+    client.force_authenticate(user=cast["requester"])  # as a browser session is: no token
+
+    response = client.delete(CURRENT_URL)
+
+    assert response.status_code == 400
+    assert "authorization" in response.json()["errors"]
+    schema = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    assert "400" in schema["paths"][CURRENT_URL]["delete"]["responses"]
+
+
 # --- second factor ------------------------------------------------------------------------------
 
 
@@ -228,6 +241,20 @@ def tight_throttles(monkeypatch):
     monkeypatch.setattr(UsernameRateThrottle, "THROTTLE_RATES", {"auth-token-user": "2/min"})
     yield
     cache.clear()
+
+
+def test_the_per_name_count_has_a_plain_cache_key_whatever_name_is_sent():
+    from types import SimpleNamespace
+
+    from jitaccess.accounts.api.throttling import UsernameRateThrottle
+
+    def key(username):
+        return UsernameRateThrottle().get_cache_key(SimpleNamespace(data={"username": username}), None)
+
+    sent = " Vïctim\r\n\x00" * 40
+    assert re.fullmatch(r"throttle_auth-token-user_[0-9a-f]{64}", key(sent))
+    # Still one count per name, however it is spelt in case or padded.
+    assert key(sent.upper()) == key(sent) and key("victim") == key(" VICTIM ") != key("victim2")
 
 
 def test_a_spoofed_forwarded_for_does_not_escape_the_address_throttle(db, api, tight_throttles):

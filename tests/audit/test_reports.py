@@ -185,6 +185,11 @@ def test_early_revocations_say_who_by_whom_why_and_how_much_was_cut(auditor_api,
         report(auditor_api, "early-revocations", since=iso(T0 + timedelta(minutes=51)))
         == report(auditor_api, "early-revocations")[:1]
     )
+    # `until` is an upper bound on the revocation time, beside the "before it was due" one.
+    assert (
+        report(auditor_api, "early-revocations", until=iso(T0 + timedelta(minutes=51)))
+        == report(auditor_api, "early-revocations")[1:]
+    )
 
 
 def test_refused_attempts_grouped_by_action_and_actor(auditor_api, scenario):

@@ -87,7 +87,13 @@ class TokenView(APIView):
 class TokenRevokeView(APIView):
     """Revoke the personal token this call is authenticated with."""
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(
+        request=None,
+        responses={
+            204: None,
+            400: OpenApiResponse(description="Not called with a personal token as Bearer (a browser session, say)."),
+        },
+    )
     def delete(self, request: Request) -> Response:
         if not isinstance(request.auth, ApiToken):
             raise exceptions.ValidationError({"authorization": ["Call this with the token to revoke as Bearer."]})

@@ -4,9 +4,10 @@ forms validate."""
 from __future__ import annotations
 
 from django import forms
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
+
+from jitaccess.schema_errors import ErrorResponsesSchema
 
 
 def _parameter_type(field: forms.Field) -> OpenApiTypes:
@@ -32,7 +33,7 @@ def form_query_parameters(form_class: type[forms.Form]) -> list[OpenApiParameter
     ]
 
 
-class FilterFormSchema(AutoSchema):
+class FilterFormSchema(ErrorResponsesSchema):
     """Describes the view's ``filter_form`` fields as its query parameters."""
 
     def get_override_parameters(self) -> list[OpenApiParameter]:
