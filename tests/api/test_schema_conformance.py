@@ -42,6 +42,8 @@ from approvals.models import AccessRequest, Grant
 from jitaccess import clock
 from jitaccess.accounts.models import ServiceTokenScope
 from jitaccess.accounts.services import service_token_create
+from jitaccess.webhooks.events import WEBHOOK_EVENTS
+from jitaccess.webhooks.services import endpoint_create
 from keys.services import keyring_create
 from tests.conftest import approve_through, submit
 from tests.keys.conftest import make_secret
@@ -66,8 +68,12 @@ METHODS = {"get", "put", "post", "patch", "delete"}
 @pytest.fixture
 def seeded(cast: dict[str, Any], entitlement: Any, security_group: Any) -> dict[str, Any]:
     """Requests in every state (pending at either stage, approved, denied, withdrawn, expired),
-    grants active, revoked and expired, a key ring with secrets of both kinds."""
+    grants active, revoked and expired, a key ring with secrets of both kinds, and a webhook with
+    the deliveries of all of that (pending: no worker runs here)."""
     requester, legal1a, legal2 = cast["requester"], cast["legal1a"], cast["legal2"]
+    endpoint_create(
+        name="siem", url="https://receiver.example.com/hook", events=list(WEBHOOK_EVENTS), acting_user=cast["secadmin"]
+    )
     submit(requester, entitlement)
     approve_through(submit(requester, entitlement, ticket="INC-2"), legal1a)
     approve_through(submit(requester, entitlement, ticket="INC-3"), legal1a, legal2)

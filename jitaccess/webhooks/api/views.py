@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -26,6 +26,8 @@ from jitaccess.webhooks.services import (
     endpoint_secret_rotate,
     endpoint_update,
 )
+
+DEACTIVATED = OpenApiResponse(description="The endpoint was deactivated; create a new one instead.")
 
 
 def _shown_once(body: dict[str, Any], *, status_code: int) -> Response:
@@ -69,7 +71,7 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
 
     @extend_schema(
         request=WebhookEndpointWriteSerializer(partial=True),
-        responses={200: WebhookEndpointSerializer},
+        responses={200: WebhookEndpointSerializer, 409: DEACTIVATED},
         description="Change the name, URL or events; a deactivated endpoint is a 409. Audited as webhook.updated.",
     )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -94,7 +96,7 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
 
     @extend_schema(
         request=None,
-        responses={200: WebhookEndpointCreatedSerializer},
+        responses={200: WebhookEndpointCreatedSerializer, 409: DEACTIVATED},
         description="A new signing secret, in this answer only; the old one stops signing at once. "
         "Audited as webhook.secret_rotated.",
     )
@@ -122,7 +124,10 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
 
     @extend_schema(
         request=None,
-        responses={202: WebhookDeliverySerializer},
+        responses={
+            202: WebhookDeliverySerializer,
+            409: OpenApiResponse(description="The delivery has not failed, or its endpoint was deactivated."),
+        },
         description="Send a failed delivery again (same delivery id, fresh attempts); anything else is a 409. "
         "Audited as webhook.redelivered.",
     )
