@@ -23,6 +23,9 @@ from jitaccess import roles
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    # pytest-django's live server is one thread for the rest of the session once started; tests that
+    # need a single-threaded process (the audit verification's parallel walk forks) run before it.
+    items.sort(key=lambda item: "live_server" in getattr(item, "fixturenames", ()))
     # PostgreSQL-only tests must never be silently skipped: on another database they fail loudly.
     engine = settings.DATABASES["default"]["ENGINE"]
     if "postgresql" in engine:
