@@ -46,6 +46,11 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 Batch = dict[tuple[str, tuple[str, ...]], tuple[list[int], float]]
 
 
+def _empty() -> tuple[list[int], float]:
+    """No observations yet: a zero count per bucket (the last is +Inf) and a zero sum."""
+    return [0] * (len(BUCKETS) + 1), 0.0
+
+
 def _bucket_index(seconds: float) -> int:
     for index, bound in enumerate(BUCKETS):
         if seconds <= bound:
@@ -80,7 +85,7 @@ class RedisTotals:
         found: dict[tuple[str, ...], tuple[list[int], float]] = {}
         for raw_field, raw_value in fields.items():
             *labels, slot = raw_field.decode().split(_SEP)
-            counts, total = found.get(tuple(labels), ([0] * (len(BUCKETS) + 1), 0.0))
+            counts, total = found.get(tuple(labels), _empty())
             if slot == "sum":
                 total = float(raw_value)
             elif slot.isdigit() and int(slot) <= len(BUCKETS):
@@ -102,7 +107,7 @@ class LocalTotals:
     def add(self, batch: Batch) -> None:
         with self._lock:
             for key, (counts, total) in batch.items():
-                kept, kept_total = self._totals.get(key, ([0] * (len(BUCKETS) + 1), 0.0))
+                kept, kept_total = self._totals.get(key, _empty())
                 self._totals[key] = ([a + b for a, b in zip(kept, counts, strict=True)], kept_total + total)
 
     def read(self, metric: str) -> dict[tuple[str, ...], tuple[list[int], float]]:
@@ -127,7 +132,7 @@ class Recorder:
 
     def observe(self, metric: str, labels: tuple[str, ...], seconds: float) -> None:
         with self._lock:
-            counts, total = self._pending.get((metric, labels), ([0] * (len(BUCKETS) + 1), 0.0))
+            counts, total = self._pending.get((metric, labels), _empty())
             counts[_bucket_index(seconds)] += 1
             self._pending[(metric, labels)] = (counts, total + seconds)
             due = self._monotonic() - self._last_flush >= FLUSH_SECONDS

@@ -161,3 +161,22 @@ def test_the_lockout_page_points_to_a_real_way_back(cast: dict[str, Any], secadm
     assert "ask a security admin to unlock it" in locked.content.decode()
     nav = [text_of(a) for a in elements(secadmin.get(PAGE), "a")]
     assert "People" in nav
+
+
+@pytest.mark.parametrize("action", ["unlock", "reset"])
+def test_nothing_changes_when_the_audit_event_cannot_be_written(
+    cast: dict[str, Any], monkeypatch: Any, action: str
+) -> None:
+    """Invariant 12: no audit event, no unlock and no reset."""
+    lock_out("legal2")
+    device_of(cast["legal2"])
+
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr(AuditEvent, "save", refuse)
+    service = signin_unlock if action == "unlock" else second_factor_reset
+    with pytest.raises(RuntimeError):
+        service(username="legal2", acting_user=cast["secadmin"], reason="ticket 12")
+    assert AccessAttempt.objects.filter(username="legal2").exists()
+    assert TOTPDevice.objects.filter(user=cast["legal2"]).exists()
